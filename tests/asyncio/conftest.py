@@ -1,0 +1,10 @@
+"""Tests in this folder run on asyncio only."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

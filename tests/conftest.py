@@ -1,0 +1,43 @@
+"""Shared fixtures: backend parametrisation and the stray-thread check."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+# Threads that belong to a pool and may outlive a test while idle: anyio's and trio's
+# worker caches, and this package's own reusable threads (checked for idleness below).
+_FOREIGN_POOLS = ("AnyIO worker thread", "Trio thread cache", "trio-", "asyncio_")
+
+
+def _is_idle_pool_thread(thread: threading.Thread) -> bool:
+    if thread.name.startswith(_FOREIGN_POOLS):
+        return True
+    try:
+        from asgibridge_any._threads import thread_is_idle
+    except ImportError:
+        return False
+    return thread_is_idle(thread)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running that is neither idle in a pool nor done."""
+    before = set(threading.enumerate())
+    yield
+    stray = []
+    for thread in threading.enumerate():
+        if thread in before or _is_idle_pool_thread(thread):
+            continue
+        # A thread that is finishing its last instructions gets a moment to exit.
+        thread.join(timeout=10)
+        if thread.is_alive() and not _is_idle_pool_thread(thread):
+            stray.append(thread)
+    assert not stray, f"test left threads running: {stray!r}"
