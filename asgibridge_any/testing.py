@@ -1,0 +1,295 @@
+"""
+Drive an ASGI application from a test, message by message.
+
+:class:`ApplicationCommunicator` plays the server's part: it feeds messages to the
+application's ``receive`` and collects what it passes to ``send``. It works under asyncio
+and trio, as a plain object (the application runs in a background task) or as
+``async with ApplicationCommunicator(app, scope) as comm:`` (the application runs in a task
+group that the block owns, and is stopped when the block ends).
+"""
+
+from __future__ import annotations
+
+__all__ = ("ApplicationCommunicator",)
+
+import asyncio
+import contextvars
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+import anyio.lowlevel
+import sniffio
+
+from ._server_instance import ApplicationInstanceTask
+from ._server_queue import ApplicationQueue, NoMoreMessages
+from .compatibility import guarantee_single_callable
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+    from .typing import ASGI3Application
+
+# Plain-form asyncio tasks, kept alive while they run: the event loop only holds weak
+# references to tasks, and an application waiting on its queue forms a reference cycle
+# with this communicator that the garbage collector could otherwise destroy mid-run.
+_background_tasks: set[asyncio.Task[None]] = set()
+
+
+class ApplicationCommunicator:
+    """
+    Run an ASGI application for a test, sending it messages and receiving what it sends.
+
+    The application starts on the first call to :meth:`send_input`,
+    :meth:`receive_output`, :meth:`receive_nothing` or :meth:`wait`, in an *empty*
+    :mod:`contextvars` context (as under a real server: nothing the test set leaks in).
+    An exception the application raised is re-raised by the next of those calls (and by
+    ``stop()`` and the end of an ``async with`` block, if no call raised it yet).
+
+    Outside ``async with``, the application runs as a background task (on trio, a system
+    task); inside, it runs in a task group owned by the block and is cancelled, and waited
+    for, when the block ends.
+
+    :param application: the ASGI application (ASGI 3, or ASGI 2 double-callable)
+    :param scope: the scope to call it with
+    :raises TypeError: if ``application`` is not callable or ``scope`` is not a mapping
+    :raises ValueError: if ``scope["type"]`` is present but not a string
+    """
+
+    def __init__(self, application: Any, scope: Mapping[str, Any]) -> None:
+        self.application: ASGI3Application = guarantee_single_callable(application)
+        # Scopes in tests are often partial dicts, so the application is called untyped.
+        self._call: Any = self.application
+        if not isinstance(scope, Mapping):
+            raise TypeError(
+                f"the ASGI scope must be a dict, got {type(scope).__name__} {scope!r}"
+            )
+        if "type" in scope and not isinstance(scope["type"], str):
+            raise ValueError(
+                f"scope['type'] must be a string such as 'http', got {scope['type']!r}"
+            )
+        self.scope = scope
+        self.input_queue: ApplicationQueue[Any] = ApplicationQueue()
+        self.output_queue: ApplicationQueue[Any] = ApplicationQueue()
+        self._task: ApplicationInstanceTask | None = None
+        self._task_group: TaskGroup | None = None
+        self._failure_raised = False
+
+    # --- starting the application, and its outcome -----------------------------------------
+
+    def _started(self) -> ApplicationInstanceTask:
+        if self._task is not None:
+            return self._task
+        task = ApplicationInstanceTask()
+        # An empty context: a fresh Context() is current while the task is created, and
+        # both asyncio and trio give a new task a copy of the current context.
+        empty = contextvars.Context()
+        if self._task_group is not None:
+            empty.run(self._task_group.start_soon, self._run, task)
+        else:
+            library = sniffio.current_async_library()
+            if library == "asyncio":
+                asyncio_task = asyncio.get_running_loop().create_task(
+                    self._run(task), context=empty
+                )
+                _background_tasks.add(asyncio_task)
+                asyncio_task.add_done_callback(_background_tasks.discard)
+            elif library == "trio":
+                import trio  # only imported when running under trio
+
+                # A system task needs no nursery; it is cancelled when trio.run() ends.
+                trio.lowlevel.spawn_system_task(self._run, task, context=empty)
+            else:
+                raise RuntimeError(
+                    f"ApplicationCommunicator supports asyncio and trio, not {library}"
+                )
+        self._task = task
+        return task
+
+    async def _run(self, task: ApplicationInstanceTask) -> None:
+        try:
+            await task.run(
+                self._call(self.scope, self.input_queue.get, self.output_queue.put)
+            )
+        finally:
+            self.output_queue.end()
+
+    def _raise_failure(self, task: ApplicationInstanceTask) -> None:
+        failure = task.exception()
+        if failure is not None:
+            self._failure_raised = True
+            raise failure
+
+    async def _cancel_and_wait(self, task: ApplicationInstanceTask) -> None:
+        task.cancel()
+        await task.wait()
+
+    # --- the test's side of the conversation --------------------------------------------------
+
+    async def send_input(self, message: Any) -> None:
+        """
+        Send ``message`` to the application's ``receive``.
+
+        :param message: the ASGI event to deliver
+        :raises Exception: what the application raised, if it failed
+        """
+        task = self._started()
+        self._raise_failure(task)
+        await self.input_queue.put(message)
+
+    async def receive_output(self, timeout: float = 1) -> Any:  # noqa: ASYNC109
+        """
+        Return the next message the application sent, waiting up to ``timeout`` seconds.
+
+        :param timeout: seconds to wait
+        :returns: the message
+        :raises Exception: what the application raised, if it failed before sending
+        :raises TimeoutError: if nothing arrived in time (the application is then
+            cancelled), or the application finished without sending another message
+        """
+        task = self._started()
+        self._raise_failure(task)
+        try:
+            with anyio.fail_after(timeout):
+                return await self.output_queue.get()
+        except NoMoreMessages:
+            self._raise_failure(task)
+            raise TimeoutError(
+                "the application finished without sending another message"
+            ) from None
+        except TimeoutError:
+            await self._cancel_and_wait(task)
+            self._raise_failure(task)
+            raise
+
+    async def receive_nothing(
+        self,
+        timeout: float = 0.1,  # noqa: ASYNC109 - asgiref's signature
+        interval: float = 0.01,
+    ) -> bool:
+        """
+        Check that the application sends nothing within ``timeout`` seconds.
+
+        Returns as soon as a message is waiting. The wait is event-driven; ``interval``
+        (the polling period of asgiref's version) only matters when it exceeds
+        ``timeout``: the wait then lasts ``interval``.
+
+        :param timeout: seconds to wait; ``0`` just checks without waiting
+        :param interval: see above
+        :returns: ``True`` if no message is waiting, ``False`` otherwise (the message
+            stays for :meth:`receive_output`)
+        :raises Exception: what the application raised, if it failed
+        """
+        task = self._started()
+        self._raise_failure(task)
+        if timeout > 0:
+            with anyio.move_on_after(max(timeout, interval)):
+                await self.output_queue.wait_not_empty()
+        else:
+            await anyio.lowlevel.checkpoint()
+        if not self.output_queue.empty():
+            return False
+        self._raise_failure(task)
+        return True
+
+    async def wait(self, timeout: float = 1) -> None:  # noqa: ASYNC109
+        """
+        Wait up to ``timeout`` seconds for the application to finish.
+
+        Returns normally if it returned or was cancelled.
+
+        :param timeout: seconds to wait
+        :raises Exception: what the application raised
+        :raises TimeoutError: if it was still running (it is then cancelled)
+        """
+        task = self._started()
+        try:
+            with anyio.fail_after(timeout):
+                await task.wait()
+        except TimeoutError:
+            await self._cancel_and_wait(task)
+            self._raise_failure(task)
+            raise
+        self._raise_failure(task)
+
+    def stop(self, exceptions: bool = True) -> _Stopping:
+        """
+        Cancel the application if it is running.
+
+        The cancellation is requested at once, so a plain ``comm.stop()`` works as in
+        asgiref; ``await comm.stop()`` also waits until the application has finished.
+
+        :param exceptions: whether to raise what the application raised
+        :returns: an awaitable that waits for the application to finish
+        :raises Exception: what the application raised, if it already failed (or, when
+            awaited, failed while stopping) and ``exceptions`` is true
+        """
+        task = self._task
+        if task is not None:
+            if not task.done():
+                task.cancel()
+            elif exceptions:
+                self._raise_failure(task)
+        return _Stopping(self, task, exceptions)
+
+    # --- structured form -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._task_group is not None:
+            raise RuntimeError(
+                "this ApplicationCommunicator's async with block is already open"
+            )
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        task_group, self._task_group = self._task_group, None
+        assert task_group is not None, "__aexit__ without __aenter__"
+        task = self._task
+        if task is not None:
+            task.cancel()
+        # The block's own exception is not handed to the task group (which would wrap
+        # it in an ExceptionGroup); only a cancellation is, so that it is honoured.
+        if isinstance(exc_val, anyio.get_cancelled_exc_class()):
+            await task_group.__aexit__(exc_type, exc_val, exc_tb)
+        else:
+            await task_group.__aexit__(None, None, None)
+        if task is not None:
+            # Started before the block (plain form): wait for it all the same.
+            await task.wait()
+            if exc_val is None and not self._failure_raised:
+                self._raise_failure(task)
+
+
+class _Stopping:
+    # What stop() returns: nothing happens unless awaited, so ignoring it is fine.
+
+    def __init__(
+        self,
+        communicator: ApplicationCommunicator,
+        task: ApplicationInstanceTask | None,
+        exceptions: bool,
+    ) -> None:
+        self._communicator = communicator
+        self._task = task
+        self._exceptions = exceptions
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        if self._task is None:
+            await anyio.lowlevel.checkpoint()
+            return
+        await self._task.wait()
+        if self._exceptions:
+            self._communicator._raise_failure(self._task)
