@@ -31,5 +31,12 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	$(BIN)/python examples/bridge_demo.py
 
+# Benchmarks (issue 8): one process compares us with asgiref, a2wsgi and raw anyio; see benchmarks/README.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks --quick
+
 clean:
 	rm -rf $(VENV) .compat .mypy_cache .pytest_cache .ruff_cache docs/_build
