@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 FULL = Settings(
     name="full",
-    rounds=7,
+    rounds=9,
     budget=0.25,
     e2e_rounds=5,
     e2e_seconds=2.0,
@@ -36,7 +36,7 @@ FULL = Settings(
 QUICK = Settings(
     name="quick",
     rounds=3,
-    budget=0.06,
+    budget=0.08,
     e2e_rounds=2,
     e2e_seconds=0.6,
     e2e_warmup=0.2,
