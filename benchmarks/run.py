@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 
 FULL = Settings(
     name="full",
-    rounds=9,
-    budget=0.25,
+    rounds=13,
+    budget=0.15,
     e2e_rounds=5,
     e2e_seconds=2.0,
     e2e_warmup=0.3,
@@ -35,8 +35,8 @@ FULL = Settings(
 )
 QUICK = Settings(
     name="quick",
-    rounds=3,
-    budget=0.08,
+    rounds=5,
+    budget=0.04,
     e2e_rounds=2,
     e2e_seconds=0.6,
     e2e_warmup=0.2,
