@@ -209,7 +209,7 @@ def run_bounded(fn: Callable[[], T], timeout: float) -> T:
     thread.join(timeout)
     if thread.is_alive():
         hung_threads.set()
-        raise Hung(f"hung: no answer within {timeout:.0f} s")
+        raise Hung(f"hung: no answer within {timeout:g} s")
     ok, value = box[0]
     if not ok:
         raise value

@@ -2,7 +2,7 @@
 # JSON document (the single source the chart and the notes are made from), and the chart.
 from __future__ import annotations
 
-__all__ = ("case_json", "chart", "goals_summary", "table")
+__all__ = ("case_json", "chart", "goals_summary", "markdown", "table")
 
 from typing import TYPE_CHECKING, Any
 
@@ -236,3 +236,82 @@ def chart(data: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def _md_value(value: float | None, unit: str) -> str:
+    return _fmt(value, unit) if value is not None else "-"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """
+    Return the run (as written to JSON) as Markdown: per case, every row's median and its
+    ratios; then the goals with MET / NOT MET. Used for benchmarks/NOTES.md.
+    """
+    meta = data["meta"]
+    load = f"{meta['loadavg_before'][0]:.2f} before, {(meta['loadavg_after'] or [0])[0]:.2f} after"
+    head = (
+        f"Run: {meta['mode']}, finished {meta['finished']}, wall {meta['wall_seconds']} s; "
+        f"{meta['machine']}; Python {meta['python']}; load average {load}; commit {meta['commit']}."
+    )
+    out = [head, ""]
+    for case in data["cases"]:
+        cols = list(case["refs"])
+        better = "lower is better" if case["lower_is_better"] else "higher is better"
+        out.append(f"**[{case['key']}] {case['title']}** ({case['unit']}, {better})")
+        out.append("")
+        out.append("| row | median | " + " | ".join(f"x {c}" for c in cols) + " |")
+        out.append("|---|---:|" + "---:|" * len(cols))
+        for row in case["rows"]:
+            if row["na"]:
+                out.append(
+                    f"| {row['label']} | n/a | " + " | ".join("" for _ in cols) + " |"
+                )
+                continue
+            if row["error"] and row["median"] is None:
+                out.append(
+                    f"| {row['label']} | ERROR: {row['error']} | "
+                    + " | ".join("" for _ in cols)
+                    + " |"
+                )
+                continue
+            cells = []
+            for col in cols:
+                ratio = row["ratios"].get(col)
+                cells.append(
+                    f"{ratio['median']:.2f}" if ratio and ratio["median"] else ""
+                )
+            value = _md_value(row["median"], case["unit"])
+            out.append(f"| {row['label']} | {value} | " + " | ".join(cells) + " |")
+        for check in case["checks"]:
+            goal = f" (goal {check['goal']})" if check["goal"] else ""
+            out.append("")
+            out.append(
+                f"- {check['row']}: {check['metric']} = "
+                f"{_md_value(check['value'], check['unit'])} {check['unit']}{goal}"
+            )
+        out.append("")
+    out.append("| case | row | goal | ratio | verdict |")
+    out.append("|---|---|---|---:|---|")
+    for case in data["cases"]:
+        for goal in case["goals"]:
+            verdict = (
+                "n/a" if goal["met"] is None else ("MET" if goal["met"] else "NOT MET")
+            )
+            ratio = f"{goal['ratio']:.2f}" if goal["ratio"] is not None else "-"
+            out.append(
+                f"| {case['key']} | {goal['row']} | {goal['op']} {goal['threshold']:g}x "
+                f"{goal['against']} | {ratio} | {verdict} |"
+            )
+        for check in case["checks"]:
+            if check["goal"]:
+                verdict = (
+                    "n/a"
+                    if check["met"] is None
+                    else ("MET" if check["met"] else "NOT MET")
+                )
+                value = _md_value(check["value"], check["unit"])
+                out.append(
+                    f"| {case['key']} | {check['row']} | {check['metric']} {check['goal']} "
+                    f"| {value} {check['unit']} | {verdict} |"
+                )
+    return "\n".join(out) + "\n"

@@ -20,7 +20,7 @@ from typing import Any
 from . import case_e2e, cases_local, cases_sync, cases_wsgi
 from ._harness import Case, Settings, hung_threads, run_case
 from ._impls import versions
-from ._report import case_json, chart, goals_summary, table
+from ._report import case_json, chart, goals_summary, markdown, table
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,9 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.chart_only:
+        saved = json.loads(args.chart_only.read_text())
         target = args.out / "ratios.svg"
-        chart(json.loads(args.chart_only.read_text()), target)
-        print(f"chart: {target}")
+        chart(saved, target)
+        (args.out / "summary.md").write_text(markdown(saved))
+        print(f"chart: {target}\nmarkdown: {args.out / 'summary.md'}")
         return
 
     settings = QUICK if args.quick else FULL
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.copyfile(json_path, out / f"latest-{settings.name}.json")
     chart_path = out / f"ratios-{settings.name}.svg"
     chart(data, chart_path)
+    (out / f"summary-{settings.name}.md").write_text(markdown(data))
     print(goals_summary(cases))
     print(
         f"\nwall time {meta['wall_seconds']} s; load average now {meta['loadavg_after'][0]:.2f}"
