@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
 
 class ApplicationInstanceTask:
@@ -38,16 +39,21 @@ class ApplicationInstanceTask:
             state = "returned"
         return f"<ApplicationInstanceTask {state}>"
 
-    async def run(self, application_call: Awaitable[None]) -> None:
+    async def run(self, application_call: Callable[[], Awaitable[None]]) -> None:
         """
-        Await ``application_call`` inside this handle's cancel scope and record the outcome.
+        Call and await ``application_call`` in this handle's cancel scope; record the outcome.
+
+        The call happens inside the scope, so an instance cancelled before it started never
+        runs (and leaves no un-awaited coroutine behind).
 
         An :exc:`Exception` from the application is kept for :meth:`exception`, not
         raised; a cancellation from outside (the server shutting down) propagates.
         """
         try:
             with self._cancel_scope:
-                await application_call
+                # Cancelled before it got here (evicted at once, say): never start it.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                await application_call()
             if self._cancel_scope.cancelled_caught:
                 self._cancelled = True
         except anyio.get_cancelled_exc_class():

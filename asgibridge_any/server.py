@@ -227,7 +227,8 @@ class StatelessServer:
     ) -> None:
         try:
             await instance.run(
-                self._keyword_callable(
+                partial(
+                    self._keyword_callable,
                     scope=scope,
                     receive=queue.get,
                     send=partial(self.application_send, scope),

@@ -15,6 +15,7 @@ __all__ = ("ApplicationCommunicator",)
 import asyncio
 import contextvars
 from collections.abc import Generator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
@@ -111,7 +112,9 @@ class ApplicationCommunicator:
     async def _run(self, task: ApplicationInstanceTask) -> None:
         try:
             await task.run(
-                self._call(self.scope, self.input_queue.get, self.output_queue.put)
+                partial(
+                    self._call, self.scope, self.input_queue.get, self.output_queue.put
+                )
             )
         finally:
             self.output_queue.end()

@@ -48,7 +48,7 @@ __all__ = (
 )
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, NotRequired, Protocol, TypeAlias, TypedDict
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict
 
 # --- scopes -----------------------------------------------------------------------------
 
@@ -60,7 +60,13 @@ class ASGIVersions(TypedDict):
     version: Literal["2.0", "3.0"]
 
 
-class HTTPScope(TypedDict):
+class _OptionalState(TypedDict, total=False):
+    # ``state`` may be missing. It is declared in a non-total base class rather than with
+    # NotRequired[...], which Python 3.11 ignores in postponed (string) annotations.
+    state: dict[str, Any]
+
+
+class HTTPScope(_OptionalState):
     """Scope of one HTTP request."""
 
     type: Literal["http"]
@@ -75,11 +81,10 @@ class HTTPScope(TypedDict):
     headers: Iterable[tuple[bytes, bytes]]
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
-    state: NotRequired[dict[str, Any]]
     extensions: dict[str, dict[object, object]] | None
 
 
-class WebSocketScope(TypedDict):
+class WebSocketScope(_OptionalState):
     """Scope of one WebSocket connection."""
 
     type: Literal["websocket"]
@@ -94,16 +99,14 @@ class WebSocketScope(TypedDict):
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
     subprotocols: Iterable[str]
-    state: NotRequired[dict[str, Any]]
     extensions: dict[str, dict[object, object]] | None
 
 
-class LifespanScope(TypedDict):
+class LifespanScope(_OptionalState):
     """Scope of the lifespan protocol (startup and shutdown of the application)."""
 
     type: Literal["lifespan"]
     asgi: ASGIVersions
-    state: NotRequired[dict[str, Any]]
 
 
 WWWScope: TypeAlias = HTTPScope | WebSocketScope
