@@ -8,14 +8,17 @@
 # one a new thread merely inherited (Python 3.14's ``thread_inherit_context``).
 from __future__ import annotations
 
-import sys
 import threading
 from contextvars import Context, ContextVar, Token
 
-#: True when new threads start in a copy of their parent's context (Python 3.14's
-#: ``-X thread_inherit_context``, on by default on free-threaded builds). Only then do
-#: values need a home thread; tests switch it on to exercise that path.
-TAG_THREADS: bool = bool(getattr(sys.flags, "thread_inherit_context", 0))
+#: True when Local values carry the thread that stored them and the bridge marks the
+#: contexts it hands over (adopt). A thread can run a copy of another thread's context
+#: without the bridge: Python 3.14's ``-X thread_inherit_context`` (on by default on
+#: free-threaded builds), but also ``copy_context().run`` in a new thread on any build.
+#: asgiref 3.13 hides the other thread's Local values there on every build (its
+#: test_local.py checks it), so this is on everywhere; switching it off trades that for
+#: a little speed in Local and the bridge.
+TAG_THREADS: bool = True
 
 #: The thread a context was last handed to by the bridge. A thread whose ident differs
 #: from this value inherited the context without the bridge's say-so.
