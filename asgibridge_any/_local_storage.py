@@ -14,14 +14,11 @@
 from __future__ import annotations
 
 import sys
-import threading
 import weakref
 from asyncio import _get_running_loop, current_task
 from typing import TYPE_CHECKING, Any, Final
 
 from sniffio import thread_local as _sniffio_thread
-
-from ._context import home_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,7 +31,7 @@ class Cell(weakref.ref[Any]):
 
     #: The value; emptied by the weak reference's callback when the Local is freed.
     value: Any
-    #: Ident of the thread that stored the value; set only when ``TAG_THREADS`` is on.
+    #: Ident of the thread that stored the value (see ``_context.TAG_THREADS``).
     owner: int
 
 
@@ -48,19 +45,7 @@ DELETED: Final = object()
 #: The shared Cell that marks a deleted attribute (contextvars cannot unset a value).
 GONE: Final = Cell(Cell)
 GONE.value = DELETED
-
-_get_ident = threading.get_ident
-
-
-def visible_here(cell: Cell) -> bool:
-    """
-    Tell whether a Cell found in the current context belongs to the current thread.
-
-    Only consulted when new threads inherit their parent's context: a value is seen by
-    the thread that stored it, and by a thread the bridge handed the context to.
-    """
-    me = _get_ident()
-    return getattr(cell, "owner", None) == me or home_thread.get(None) == me
+GONE.owner = 0  # no thread has ident 0
 
 
 def refuse_name(local: object, name: str) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, final
 from sniffio import thread_local as _sniffio_thread
 
 from . import _context
+from ._context import home_thread
 from ._local_storage import (
     DELETED,
     GONE,
@@ -20,7 +21,6 @@ from ._local_storage import (
     missing,
     refuse_name,
     task_values,
-    visible_here,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +91,15 @@ _IN_CONTEXT = "context"
 _IN_THREAD = "thread or task"
 
 
+def _counts_here(cell: Cell) -> bool:
+    # The slow path of a lookup, for a cell stored by another thread (or the deleted
+    # marker, whose owner is no thread). Such a value is visible only where the bridge
+    # handed the context over, unless values carry no thread (TAG_THREADS off).
+    if cell.value is DELETED:
+        return False
+    return not _context.TAG_THREADS or home_thread.get(None) == _get_ident()
+
+
 def _not_set(local: Local, name: str, where: str) -> Any:
     # A name the Local does not hold may still be one of the object's own (__class__).
     try:
@@ -108,25 +117,21 @@ class _DefaultLocal(Local):  # type: ignore[misc]  # the kind Local() returns by
         _object_setattr(self, "_data", {})
 
     # The three methods below are the hot path: one dict lookup and one ContextVar call
-    # each, the rare cases (deleted, stored by a foreign thread) kept out of line.
+    # each; the rare cases (deleted, stored by another thread) are kept out of line.
 
     def __getattribute__(self, name: str) -> Any:
         try:
             cell = _data_of(self)[name].get()
-        except (
-            LookupError
-        ):  # no variable for this name yet, or none set in this context
+        except LookupError:  # no variable for this name, or no value in this context
             return _not_set(self, name, _IN_CONTEXT)
-        value = cell.value
-        if value is DELETED or (_context.TAG_THREADS and not visible_here(cell)):
-            return _not_set(self, name, _IN_CONTEXT)
-        return value
+        if cell.owner == _get_ident() or _counts_here(cell):
+            return cell.value
+        return _not_set(self, name, _IN_CONTEXT)
 
     def __setattr__(self, name: str, value: Any) -> None:
         cell = Cell(self, forget)
         cell.value = value
-        if _context.TAG_THREADS:
-            cell.owner = _get_ident()
+        cell.owner = _get_ident()
         try:
             var = _data_of(self)[name]
         except KeyError:
@@ -140,7 +145,7 @@ class _DefaultLocal(Local):  # type: ignore[misc]  # the kind Local() returns by
         except LookupError:
             refuse_name(self, name)
             raise missing(self, name, _IN_CONTEXT) from None
-        if cell.value is DELETED or (_context.TAG_THREADS and not visible_here(cell)):
+        if cell.owner != _get_ident() and not _counts_here(cell):
             raise missing(self, name, _IN_CONTEXT)
         # A marker rather than an unset: it travels back through the bridge's copy-back.
         var.set(GONE)

@@ -1,0 +1,513 @@
+"""Tests for asgibridge_any.local.Local without the bridge: tasks, threads, bad input."""
+
+from __future__ import annotations
+
+import contextvars
+import gc
+import threading
+import tracemalloc
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from asgibridge_any import _context
+from asgibridge_any.local import Local, _DefaultLocal, _ThreadCriticalLocal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from anyio.abc import TaskStatus
+
+
+class Thing:
+    """A value that can be weakly referenced, to watch when it is freed."""
+
+
+def in_new_thread(func: Callable[[], Any], inherit: bool = False) -> Any:
+    """
+    Run ``func`` in a new thread and return its result (or raise its exception).
+
+    :param inherit: start the thread in a copy of this thread's context, as Python
+        3.14 does with ``thread_inherit_context``
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, func()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    target = contextvars.copy_context().run if inherit else None
+    thread = (
+        threading.Thread(target=target, args=(run,))
+        if target
+        else threading.Thread(target=run)
+    )
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """Switch the cyclic collector off, so only reference counting frees objects."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.fixture(params=[True, False], ids=["tagged", "untagged"])
+def tagging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test with values tagged by thread (the default) and without."""
+    monkeypatch.setattr(_context, "TAG_THREADS", request.param)
+    return bool(request.param)
+
+
+both_kinds = pytest.mark.parametrize(
+    "critical", [False, True], ids=["default", "critical"]
+)
+
+
+# --- attribute namespace and bad input -------------------------------------------------
+
+
+@both_kinds
+def test_set_get_and_delete_an_attribute(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    local.foo = 1
+    assert local.foo == 1
+    local.foo = 2
+    assert local.foo == 2
+    del local.foo
+    assert not hasattr(local, "foo")
+    local.foo = 3
+    assert local.foo == 3
+
+
+@both_kinds
+def test_missing_attribute_raises_attribute_error_naming_it(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    with pytest.raises(AttributeError, match="'missing_one'") as info:
+        local.missing_one  # noqa: B018
+    assert info.value.name == "missing_one"
+    assert info.value.obj is local
+
+
+@both_kinds
+def test_deleting_a_missing_attribute_raises_attribute_error_naming_it(
+    critical: bool,
+) -> None:
+    local = Local(thread_critical=critical)
+    with pytest.raises(AttributeError, match="'never_set'"):
+        del local.never_set
+    local.gone = 1
+    del local.gone
+    with pytest.raises(AttributeError, match="'gone'"):
+        del local.gone
+
+
+@both_kinds
+@pytest.mark.parametrize("name", ["_data", "__class__", "__weakref__", "__setattr__"])
+def test_names_of_the_object_itself_are_refused(critical: bool, name: str) -> None:
+    local = Local(thread_critical=critical)
+    local.keep = "me"
+    with pytest.raises(AttributeError, match="belongs to the Local object itself"):
+        setattr(local, name, "user value")
+    with pytest.raises(AttributeError, match="belongs to the Local object itself"):
+        delattr(local, name)
+    assert type(local) is (_ThreadCriticalLocal if critical else _DefaultLocal)
+    assert local.keep == "me"
+    local.other = 1  # the object still works
+    assert local.other == 1
+
+
+@both_kinds
+def test_the_objects_own_attributes_stay_readable(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    assert local.__class__ is type(local)
+    assert isinstance(local, Local)
+    assert repr(local).startswith("<asgibridge_any.local.")
+
+
+def test_local_returns_the_kind_asked_for() -> None:
+    assert type(Local()) is _DefaultLocal
+    assert type(Local(thread_critical=False)) is _DefaultLocal
+    assert type(Local(thread_critical=True)) is _ThreadCriticalLocal
+
+
+def test_subclassing_local_is_refused() -> None:
+    class Mine(Local):  # type: ignore[misc]
+        pass
+
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        Mine()
+
+
+@both_kinds
+def test_attributes_of_two_locals_are_separate(critical: bool) -> None:
+    one, two = Local(thread_critical=critical), Local(thread_critical=critical)
+    one.x = 1
+    assert not hasattr(two, "x")
+    two.x = 2
+    assert (one.x, two.x) == (1, 2)
+
+
+# --- async tasks (anyio task groups, both backends) ------------------------------------
+
+
+async def test_value_is_seen_by_awaited_code() -> None:
+    local = Local()
+    local.user = "alice"
+
+    async def inner() -> str:
+        await anyio.lowlevel.checkpoint()
+        value: str = local.user
+        local.user = "bob"
+        return value
+
+    assert await inner() == "alice"
+    assert local.user == "bob"  # awaited code runs in the same context
+
+
+async def test_value_is_seen_by_spawned_tasks_but_their_changes_stay_there(
+    tagging: bool,
+) -> None:
+    local = Local()
+    local.user = "parent"
+    seen: list[str] = []
+
+    async def child() -> None:
+        seen.append(local.user)
+        local.user = "child"
+        seen.append(local.user)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+    assert seen == ["parent", "child"]
+    assert local.user == "parent"
+
+
+async def test_value_set_in_a_task_is_not_seen_by_its_parent_or_siblings() -> None:
+    local = Local()
+    first_set, second_checked = anyio.Event(), anyio.Event()
+    seen: dict[str, bool] = {}
+
+    async def first() -> None:
+        local.value = "first"
+        first_set.set()
+        await second_checked.wait()
+        seen["first still"] = local.value == "first"
+
+    async def second() -> None:
+        await first_set.wait()
+        seen["second sees"] = hasattr(local, "value")
+        second_checked.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            tg.start_soon(second)
+    assert seen == {"first still": True, "second sees": False}
+    assert not hasattr(local, "value")
+
+
+async def test_task_started_with_start_sees_the_value_too() -> None:
+    local = Local()
+    local.request_id = 7
+
+    async def child(*, task_status: TaskStatus[int]) -> None:
+        task_status.started(local.request_id)
+
+    async with anyio.create_task_group() as tg:
+        assert await tg.start(child) == 7
+
+
+async def test_deleting_in_a_child_task_leaves_the_parent_value() -> None:
+    local = Local()
+    local.value = 123
+    seen: list[bool] = []
+
+    async def child() -> None:
+        del local.value
+        seen.append(hasattr(local, "value"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+    assert seen == [False]
+    assert local.value == 123
+
+
+async def test_deleting_in_the_parent_leaves_a_running_child_value() -> None:
+    local = Local()
+    local.value = "shared"
+    deleted, checked = anyio.Event(), anyio.Event()
+    seen: list[str] = []
+
+    async def child() -> None:
+        await deleted.wait()
+        seen.append(local.value)
+        checked.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(child)
+            await anyio.wait_all_tasks_blocked()
+            del local.value
+            deleted.set()
+            await checked.wait()
+    assert seen == ["shared"]
+    assert not hasattr(local, "value")
+
+
+# --- plain threads ----------------------------------------------------------------------
+
+
+@both_kinds
+def test_plain_threads_behave_like_threading_local(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    local.value = "main"
+
+    def other() -> tuple[bool, str]:
+        found = hasattr(local, "value")
+        local.value = "other"
+        return found, local.value
+
+    assert in_new_thread(other) == (False, "other")
+    assert local.value == "main"
+
+
+@both_kinds
+def test_value_is_seen_anywhere_in_the_same_thread(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+
+    def deep() -> None:
+        local.value = "deep"
+
+    deep()
+    assert local.value == "deep"
+
+
+def test_thread_started_in_a_copy_of_the_context_does_not_see_values() -> None:
+    """Test Python 3.14's ``thread_inherit_context`` case: the new thread starts in a copy."""
+    local = Local()
+    local.value = "parent"
+    local.other = "parent too"
+
+    def child() -> tuple[bool, bool, str, bool]:
+        found = hasattr(local, "value")
+        local.value = "child"
+        return found, hasattr(local, "other"), local.value, hasattr(local, "other")
+
+    assert in_new_thread(child, inherit=True) == (False, False, "child", False)
+    assert (local.value, local.other) == ("parent", "parent too")
+
+
+def test_copy_of_an_adopted_context_in_a_new_thread_hides_values() -> None:
+    """Test that a home-thread mark inherited from the parent does not open the values."""
+    local = Local()
+
+    def parent() -> bool:
+        local.value = "parent"
+        _context.adopt()  # as the bridge leaves the caller's context after copy-back
+        return bool(in_new_thread(lambda: hasattr(local, "value"), inherit=True))
+
+    assert contextvars.copy_context().run(parent) is False
+
+
+def test_context_adopted_by_another_thread_sees_the_values() -> None:
+    """Test the bridge's side of the contract: adopt() in the context it hands over."""
+    local = Local()
+    local.value = "caller"
+    context = contextvars.copy_context()
+
+    def bridged() -> tuple[str, str]:
+        _context.adopt()
+        seen: str = local.value
+        local.value = "worker"
+        return seen, local.value
+
+    assert in_new_thread(lambda: context.run(bridged)) == ("caller", "worker")
+    _context.copy_back(context)
+    assert local.value == "worker"
+
+
+def test_deletion_travels_through_copy_back() -> None:
+    local = Local()
+    local.value = "caller"
+    context = contextvars.copy_context()
+
+    def bridged() -> None:
+        _context.adopt()
+        del local.value
+
+    in_new_thread(lambda: context.run(bridged))
+    assert local.value == "caller"
+    _context.copy_back(context)
+    assert not hasattr(local, "value")
+
+
+def test_without_tagging_a_copied_context_shows_its_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Test that the thread tag is what hides the values (TAG_THREADS off skips it)."""
+    monkeypatch.setattr(_context, "TAG_THREADS", False)
+    local = Local()
+    local.value = "parent"
+    assert in_new_thread(lambda: local.value, inherit=True) == "parent"
+
+
+@both_kinds
+def test_fifty_threads_hammering_one_local_keep_their_values(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    local.shared = "main"
+    start = threading.Barrier(50)
+    errors: list[str] = []
+
+    def hammer(n: int) -> None:
+        start.wait(10)
+        for i in range(300):
+            local.mine = (n, i)
+            setattr(local, f"name{i % 7}", n)
+            if local.mine != (n, i) or getattr(local, f"name{i % 7}") != n:
+                errors.append(f"thread {n} read {local.mine!r} at {i}")
+            if hasattr(local, "shared"):
+                errors.append(f"thread {n} saw the main thread's value")
+            if i % 3 == 0:
+                del local.mine
+                if hasattr(local, "mine"):
+                    errors.append(f"thread {n} still sees a deleted value")
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert local.shared == "main"
+    assert not hasattr(local, "mine")
+
+
+# --- memory: freed by reference counting -----------------------------------------------
+
+
+@both_kinds
+@pytest.mark.usefixtures("no_gc")
+def test_value_is_freed_without_gc_when_the_local_goes_away(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    value = Thing()
+    ref = weakref.ref(value)
+    local.value = value
+    local.again = value
+    del value
+    assert ref() is not None
+    del local
+    assert ref() is None
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_value_held_by_another_living_context_is_freed_with_the_local() -> None:
+    local = Local()
+    value = Thing()
+    ref = weakref.ref(value)
+    local.value = value
+    del value
+    kept = contextvars.copy_context()  # e.g. a task still running elsewhere
+    del local
+    assert ref() is None
+    assert len(list(kept.items())) > 0  # the context lives on, without the value
+
+
+@both_kinds
+@pytest.mark.usefixtures("no_gc")
+def test_value_stored_in_a_finished_thread_is_freed_with_it(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    refs: list[weakref.ref[Thing]] = []
+
+    def store() -> None:
+        value = Thing()
+        refs.append(weakref.ref(value))
+        local.value = value
+
+    in_new_thread(store)
+    assert refs[0]() is None
+    assert not hasattr(local, "value")
+
+
+@both_kinds
+@pytest.mark.usefixtures("no_gc")
+def test_overwritten_and_deleted_values_are_freed(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    first, second = Thing(), Thing()
+    first_ref, second_ref = weakref.ref(first), weakref.ref(second)
+    local.value = first
+    local.value = second
+    del first, second
+    assert first_ref() is None
+    del local.value
+    assert second_ref() is None
+
+
+@both_kinds
+def test_using_a_local_creates_no_reference_cycles(critical: bool) -> None:
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        local = Local(thread_critical=critical)
+        local.value = Thing()
+        local.value = Thing()
+        assert isinstance(local.value, Thing)
+        del local.value
+        local.other = [1, 2]
+        with pytest.raises(AttributeError):
+            local.missing  # noqa: B018
+
+        def store_in_thread(local: Local = local) -> None:
+            local.value = Thing()
+
+        in_new_thread(store_in_thread)
+        del local, store_in_thread
+        gc.collect()
+        assert gc.garbage == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def test_local_in_a_cycle_is_collected_with_its_values() -> None:
+    local = Local()
+    value = Thing()
+    ref = weakref.ref(value)
+    cycle: list[Any] = [local]
+    cycle.append(cycle)
+    local.value = value
+    del value, local, cycle
+    gc.collect()
+    assert ref() is None
+
+
+@both_kinds
+def test_an_empty_local_costs_a_few_hundred_bytes_at_most(critical: bool) -> None:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        locals_ = [Local(thread_critical=critical) for _ in range(200)]
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(locals_) == 200
+    assert used / 200 < 300
