@@ -7,7 +7,7 @@ __all__ = ("Local",)
 import threading
 from asyncio import _get_running_loop
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, final
 
 from sniffio import thread_local as _sniffio_thread
 
@@ -76,6 +76,12 @@ class Local:
 
     def __init__(self, thread_critical: bool = False) -> None:
         pass  # the concrete kinds below set up their storage
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise TypeError(
+            "a Local cannot be copied or pickled: its values belong to the tasks and "
+            "threads that stored them; create a new Local instead"
+        )
 
     if TYPE_CHECKING:  # at run time only the concrete kinds define attribute access
 

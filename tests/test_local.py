@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 import gc
+import pickle
 import threading
 import tracemalloc
 import weakref
@@ -138,6 +140,17 @@ def test_the_objects_own_attributes_stay_readable(critical: bool) -> None:
     assert local.__class__ is type(local)
     assert isinstance(local, Local)
     assert repr(local).startswith("<asgibridge_any.local.")
+
+
+@both_kinds
+def test_copying_or_pickling_a_local_is_refused(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    local.value = 1
+    for copier in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match="cannot be copied or pickled"):
+            copier(local)
+    assert "value" not in dir(local)  # dir() works, listing the object's own names
+    assert local.value == 1
 
 
 def test_local_returns_the_kind_asked_for() -> None:
