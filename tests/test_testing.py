@@ -1,0 +1,264 @@
+"""Tests for asgibridge_any.testing.ApplicationCommunicator, under asyncio and trio."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from asgibridge_any.testing import ApplicationCommunicator
+
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+
+async def echo_app(scope: Any, receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message == "stop":
+            return
+        await send({"echo": message, "scope": scope.get("type")})
+
+
+class Tracked:
+    """An application that records whether it started and how it ended."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
+        self.started = True
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.finished = True
+
+
+class Failure(Exception):
+    pass
+
+
+async def failing_app(scope: Any, receive: Receive, send: Send) -> None:
+    await receive()
+    raise Failure("application failed")
+
+
+async def test_plain_form_exchanges_messages() -> None:
+    comm = ApplicationCommunicator(echo_app, {"type": "test"})
+    await comm.send_input("hi")
+    assert await comm.receive_output() == {"echo": "hi", "scope": "test"}
+    await comm.send_input("stop")
+    await comm.wait()
+
+
+async def test_structured_form_exchanges_messages_and_stops_the_app_at_exit() -> None:
+    app = Tracked()
+    async with ApplicationCommunicator(echo_app, {"type": "test"}) as comm:
+        await comm.send_input("hi")
+        assert await comm.receive_output() == {"echo": "hi", "scope": "test"}
+    async with ApplicationCommunicator(app, {}) as comm:
+        assert await comm.receive_nothing(timeout=0)
+        assert app.started
+    assert app.finished
+
+
+async def test_structured_form_lets_the_body_exception_through_unwrapped() -> None:
+    with pytest.raises(KeyError, match="from the test"):  # noqa: PT012 - the block is the subject
+        async with ApplicationCommunicator(Tracked(), {}) as comm:
+            await comm.receive_nothing(timeout=0)
+            raise KeyError("from the test")
+
+
+async def test_application_starts_lazily() -> None:
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    await anyio.wait_all_tasks_blocked()
+    assert not app.started
+    assert await comm.receive_nothing(timeout=0)
+    await anyio.wait_all_tasks_blocked()
+    assert app.started
+    await comm.stop()
+
+
+def test_communicator_can_be_created_outside_any_event_loop(anyio_backend: str) -> None:
+    comm = ApplicationCommunicator(echo_app, {"type": "test"})
+
+    async def use() -> Any:
+        await comm.send_input("late")
+        return await comm.receive_output()
+
+    assert anyio.run(use, backend=anyio_backend) == {"echo": "late", "scope": "test"}
+
+
+@pytest.mark.parametrize("structured", [False, True])
+async def test_application_runs_in_an_empty_context(structured: bool) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        seen.append(request_id.get("unset"))
+        request_id.set("set by the app")
+        await send("done")
+
+    token = request_id.set("set by the test")
+    try:
+        if structured:
+            async with ApplicationCommunicator(app, {}) as comm:
+                assert await comm.receive_output() == "done"
+        else:
+            comm = ApplicationCommunicator(app, {})
+            assert await comm.receive_output() == "done"
+        assert request_id.get() == "set by the test"
+    finally:
+        request_id.reset(token)
+    assert seen == ["unset"]
+
+
+async def test_exception_surfaces_from_receive_output() -> None:
+    comm = ApplicationCommunicator(failing_app, {})
+    await comm.send_input("go")
+    with anyio.fail_after(10), pytest.raises(Failure):
+        await comm.receive_output(timeout=30)
+
+
+async def test_exception_surfaces_from_send_input_and_receive_nothing() -> None:
+    comm = ApplicationCommunicator(failing_app, {})
+    await comm.send_input("go")
+    with pytest.raises(Failure):
+        await comm.wait()
+    with pytest.raises(Failure):
+        await comm.send_input("again")
+    with pytest.raises(Failure):
+        await comm.receive_nothing()
+
+
+async def test_exception_surfaces_from_stop() -> None:
+    comm = ApplicationCommunicator(failing_app, {})
+    await comm.send_input("go")
+    with pytest.raises(Failure):
+        await comm.wait()
+    with pytest.raises(Failure):
+        comm.stop()
+    comm.stop(exceptions=False)
+
+
+async def test_exception_not_yet_seen_surfaces_at_the_end_of_the_block() -> None:
+    with pytest.raises(Failure):  # noqa: PT012 - the block's exit is the subject
+        async with ApplicationCommunicator(failing_app, {}) as comm:
+            await comm.send_input("go")
+            await anyio.wait_all_tasks_blocked()
+
+
+async def test_exception_already_raised_is_not_raised_again_at_the_end_of_the_block() -> (
+    None
+):
+    async with ApplicationCommunicator(failing_app, {}) as comm:
+        await comm.send_input("go")
+        with pytest.raises(Failure):
+            await comm.wait()
+
+
+async def test_receive_output_timeout_raises_and_cancels_the_app() -> None:
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    with pytest.raises(TimeoutError):
+        await comm.receive_output(timeout=0.01)
+    assert app.finished
+
+
+async def test_receive_output_after_the_app_returned_fails_without_waiting() -> None:
+    comm = ApplicationCommunicator(echo_app, {})
+    await comm.send_input("one")
+    await comm.send_input("stop")
+    assert await comm.receive_output() == {"echo": "one", "scope": None}
+    with (
+        anyio.fail_after(10),
+        pytest.raises(TimeoutError, match="finished without sending"),
+    ):
+        await comm.receive_output(timeout=30)
+
+
+async def test_receive_nothing_reports_whether_a_message_is_waiting() -> None:
+    comm = ApplicationCommunicator(echo_app, {})
+    assert await comm.receive_nothing() is True
+    await comm.send_input("x")
+    assert await comm.receive_nothing() is False
+    assert await comm.receive_nothing() is False  # the message stays
+    assert await comm.receive_output() == {"echo": "x", "scope": None}
+    assert await comm.receive_nothing(0.01) is True
+    await comm.stop()
+
+
+async def test_wait_returns_when_the_app_returns() -> None:
+    comm = ApplicationCommunicator(echo_app, {})
+    await comm.send_input("stop")
+    await comm.wait()
+
+
+async def test_wait_timeout_raises_and_cancels_the_app() -> None:
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    with pytest.raises(TimeoutError):
+        await comm.wait(timeout=0.01)
+    assert app.finished
+
+
+async def test_stop_cancels_and_awaiting_it_waits() -> None:
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    await comm.receive_nothing(timeout=0)
+    await anyio.wait_all_tasks_blocked()
+    await comm.stop()
+    assert app.finished
+    await comm.wait()  # a cancelled application counts as finished
+
+
+async def test_plain_stop_requests_cancellation_without_waiting() -> None:
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    await comm.receive_nothing(timeout=0)
+    await anyio.wait_all_tasks_blocked()
+    comm.stop()
+    await anyio.wait_all_tasks_blocked()
+    assert app.finished
+
+
+async def test_stop_before_start_does_nothing() -> None:
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    comm.stop()
+    await comm.stop()
+    assert not app.started
+
+
+async def test_double_callable_apps_are_accepted() -> None:
+    class Legacy:
+        def __init__(self, scope: Any) -> None:
+            self.scope = scope
+
+        async def __call__(self, receive: Receive, send: Send) -> None:
+            await send(self.scope["type"])
+
+    comm = ApplicationCommunicator(Legacy, {"type": "legacy"})
+    assert await comm.receive_output() == "legacy"
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(TypeError, match="needs an ASGI application"):
+        ApplicationCommunicator(None, {})
+    with pytest.raises(TypeError, match="must be a dict"):
+        ApplicationCommunicator(echo_app, [("type", "http")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"scope\['type'\]"):
+        ApplicationCommunicator(echo_app, {"type": b"http"})
+
+
+async def test_entering_the_block_twice_is_an_error() -> None:
+    async with ApplicationCommunicator(echo_app, {}) as comm:
+        with pytest.raises(RuntimeError, match="already open"):
+            await comm.__aenter__()
