@@ -20,25 +20,64 @@ from contextvars import Context, ContextVar, Token
 #: a little speed in Local and the bridge.
 TAG_THREADS: bool = True
 
-#: The thread a context was last handed to by the bridge. A thread whose ident differs
-#: from this value inherited the context without the bridge's say-so.
-home_thread: ContextVar[int] = ContextVar("asgibridge_any.home_thread")
+#: Where the bridge handed the current context, as ``(thread, trusted)``: in ``thread``
+#: the context shows, besides that thread's own Local values, the values stored by the
+#: threads in ``trusted`` (``None``: by every thread). Any other thread running the
+#: context sees only its own values. The bridge gives each hand-over the values its
+#: caller could see (adopt), and gives the caller back what the callee could see
+#: (copy_back), so a thread that merely inherited a context never opens it up by
+#: passing it through the bridge.
+home_thread: ContextVar[tuple[int, frozenset[int] | None]] = ContextVar(
+    "asgibridge_any.home_thread"
+)
 
 _get_ident = threading.get_ident
 _MISSING = object()
 
 
-def adopt() -> Token[int] | None:
-    """Mark the current context as handed to the current thread by the bridge."""
+def sees(owner: int) -> bool:
+    """Tell whether this thread may see a Local value stored by thread ``owner``."""
+    me = _get_ident()
+    if owner == me or not TAG_THREADS:
+        return True
+    home = home_thread.get(None)
+    return home is not None and home[0] == me and (home[1] is None or owner in home[1])
+
+
+def _trusted_by(thread: int) -> frozenset[int] | None:
+    # The threads (besides itself) whose values ``thread`` sees in the current context.
+    home = home_thread.get(None)
+    if home is None or home[0] != thread:
+        return frozenset((thread,))
+    if home[1] is None:
+        return None
+    return home[1] | {thread}
+
+
+def adopt(source: int | None = None) -> Token[tuple[int, frozenset[int] | None]] | None:
+    """
+    Mark the current context as handed to the current thread by the bridge.
+
+    Call it in the callee thread, in the context the bridge handed over.
+
+    :param source: ident of the caller's thread; the callee then sees exactly the
+        Local values the caller saw. Without it the callee sees every value in the
+        context, also those the caller was not meant to see.
+    :returns: a token for :func:`unadopt`, or None when values carry no thread
+    """
     if not TAG_THREADS:
         return None
-    return home_thread.set(_get_ident())
+    trusted = None if source is None else _trusted_by(source)
+    return home_thread.set((_get_ident(), trusted))
 
 
-def unadopt(token: Token[int] | None) -> None:
-    """Undo :func:`adopt` once the bridge takes the context back."""
-    if token is not None:
-        home_thread.reset(token)
+def unadopt(token: Token[tuple[int, frozenset[int] | None]] | None) -> None:
+    """
+    Accept the end of a hand-over; the mark stays in the context on purpose.
+
+    :func:`copy_back` reads the mark to learn which values the callee could see, and a
+    context marked for a thread shows nothing extra in any other thread.
+    """
 
 
 def copy_back(context: Context) -> None:
@@ -47,10 +86,16 @@ def copy_back(context: Context) -> None:
 
     Only values that differ (by identity) are set, so an unchanged copy costs one
     lookup per variable. Variables that were deleted cannot be deleted here:
-    contextvars has no way to unset a value without its token.
+    contextvars has no way to unset a value without its token. The current thread
+    then sees the Local values the callee saw (see :data:`home_thread`).
     """
     for var, value in context.items():
         if var.get(_MISSING) is not value:
             var.set(value)
     if TAG_THREADS:
-        home_thread.set(_get_ident())
+        callee = context.get(home_thread)
+        if callee is None or callee[1] is None:
+            trusted = None
+        else:
+            trusted = callee[1] | {callee[0]}
+        home_thread.set((_get_ident(), trusted))
