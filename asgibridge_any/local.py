@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, final
 
 from sniffio import thread_local as _sniffio_thread
 
-from . import _context
-from ._context import home_thread
+from ._context import sees as _sees
 from ._local_storage import (
     DELETED,
     GONE,
@@ -99,11 +98,9 @@ _IN_THREAD = "thread or task"
 
 def _counts_here(cell: Cell) -> bool:
     # The slow path of a lookup, for a cell stored by another thread (or the deleted
-    # marker, whose owner is no thread). Such a value is visible only where the bridge
-    # handed the context over, unless values carry no thread (TAG_THREADS off).
-    if cell.value is DELETED:
-        return False
-    return not _context.TAG_THREADS or home_thread.get(None) == _get_ident()
+    # marker, whose owner is no thread): visible only where the bridge handed the
+    # context over from a thread that saw it (see _context.home_thread).
+    return cell.value is not DELETED and _sees(cell.owner)
 
 
 def _not_set(local: Local, name: str, where: str) -> Any:

@@ -338,36 +338,126 @@ def test_copy_of_an_adopted_context_in_a_new_thread_hides_values() -> None:
     assert contextvars.copy_context().run(parent) is False
 
 
-def test_context_adopted_by_another_thread_sees_the_values() -> None:
-    """Test the bridge's side of the contract: adopt() in the context it hands over."""
-    local = Local()
-    local.value = "caller"
+def hand_over(func: Callable[[], Any], tell_source: bool = True) -> Any:
+    """
+    Run ``func`` in another thread the way the bridge does, and return its result.
+
+    The callee runs in a copy of this context, adopted by its thread; its changes are
+    copied back here afterwards.
+
+    :param tell_source: pass this thread's ident to adopt(), as the bridge should
+    """
     context = contextvars.copy_context()
+    source = threading.get_ident() if tell_source else None
 
-    def bridged() -> tuple[str, str]:
-        _context.adopt()
-        seen: str = local.value
-        local.value = "worker"
-        return seen, local.value
+    def callee() -> Any:
+        _context.adopt(source)
+        return func()
 
-    assert in_new_thread(lambda: context.run(bridged)) == ("caller", "worker")
-    _context.copy_back(context)
-    assert local.value == "worker"
+    try:
+        return in_new_thread(lambda: context.run(callee))
+    finally:
+        _context.copy_back(context)
+
+
+@pytest.mark.parametrize("tell_source", [True, False], ids=["source", "no-source"])
+def test_hand_over_shows_the_callers_values_and_brings_changes_back(
+    tell_source: bool,
+) -> None:
+    local = Local()
+
+    def body() -> None:
+        local.value = "caller"
+        local.kept = "caller"
+
+        def callee() -> tuple[str, str]:
+            seen: str = local.value
+            local.value = "callee"
+            local.added = "callee"
+            return seen, local.kept
+
+        assert hand_over(callee, tell_source) == ("caller", "caller")
+        assert (local.value, local.kept, local.added) == ("callee", "caller", "callee")
+        # A second hand-over sees the first callee's values through the caller.
+        assert hand_over(lambda: (local.added, local.kept), tell_source) == (
+            "callee",
+            "caller",
+        )
+
+    contextvars.copy_context().run(body)
 
 
 def test_deletion_travels_through_copy_back() -> None:
     local = Local()
-    local.value = "caller"
-    context = contextvars.copy_context()
 
-    def bridged() -> None:
-        _context.adopt()
-        del local.value
+    def body() -> None:
+        local.value = "caller"
 
-    in_new_thread(lambda: context.run(bridged))
-    assert local.value == "caller"
-    _context.copy_back(context)
-    assert not hasattr(local, "value")
+        def callee() -> None:
+            del local.value
+
+        hand_over(callee)
+        assert not hasattr(local, "value")
+
+    contextvars.copy_context().run(body)
+
+
+def test_thread_that_inherited_a_context_cannot_open_it_through_the_bridge() -> None:
+    """Test that a hand-over shows only what the (inheriting) caller could see."""
+    local = Local()
+
+    def body() -> None:
+        local.parents = "parent"
+
+        def inheriting_child() -> tuple[bool, bool, bool, bool]:
+            local.own = "child"
+
+            def callee() -> tuple[bool, bool]:
+                local.from_callee = True
+                return hasattr(local, "parents"), local.own == "child"
+
+            parents_in_callee, own_in_callee = hand_over(callee)
+            # Back in the child: the callee's value arrived, the parent's stays hidden.
+            return (
+                parents_in_callee,
+                own_in_callee,
+                hasattr(local, "parents"),
+                local.from_callee,
+            )
+
+        assert in_new_thread(inheriting_child, inherit=True) == (
+            False,
+            True,
+            False,
+            True,
+        )
+        assert local.parents == "parent"
+
+    contextvars.copy_context().run(body)
+
+
+def test_nested_hand_overs_keep_what_each_caller_saw() -> None:
+    local = Local()
+
+    def body() -> None:
+        local.top = 1
+
+        def middle() -> tuple[int, int]:
+            local.middle = 2
+
+            def bottom() -> int:
+                local.bottom = 3
+                return int(local.top + local.middle)
+
+            return hand_over(bottom), int(local.bottom)
+
+        assert hand_over(middle) == (3, 3)
+        assert (local.top, local.middle, local.bottom) == (1, 2, 3)
+        # A thread that inherits the result still sees none of it.
+        assert in_new_thread(lambda: hasattr(local, "top"), inherit=True) is False
+        assert in_new_thread(lambda: hasattr(local, "bottom"), inherit=True) is False
+
+    contextvars.copy_context().run(body)
 
 
 def test_without_tagging_a_copied_context_shows_its_values(
