@@ -84,7 +84,7 @@ def _running_task() -> object | None:
     if _sniffio_thread.name == "trio":
         try:
             return sys.modules["trio"].lowlevel.current_task()  # type: ignore[no-any-return]
-        except RuntimeError:  # a run_sync_soon callback: not inside any task
+        except RuntimeError:  # trio code outside any task (an instrument, say)
             return None
     return None
 
@@ -93,7 +93,7 @@ def task_values(thread_dict: dict[Any, Any], create: bool) -> dict[str, Any]:
     """
     Return the dict of the task running in this event-loop thread.
 
-    Outside a task (a loop callback) the thread's own dict serves. A task's dict is
+    Outside a task (an asyncio loop callback) the thread's own dict serves. A task's dict is
     keyed weakly by the task, so it is freed together with the task.
 
     :param thread_dict: this thread's dict of the thread-critical Local

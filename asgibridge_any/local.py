@@ -51,9 +51,9 @@ class Local:
     a thread that runs an asyncio or trio event loop; they never pass through the
     bridge. Use it for objects bound to one thread, such as database connections.
 
-    Both kinds are safe to use from many threads at once, and create no reference
-    cycles: a stored value is freed by reference counting alone once the Local, or the
-    task or thread that stored it, goes away.
+    Both kinds are safe to use from many threads at once and create no reference
+    cycles: a stored value is freed by reference counting alone once the Local goes
+    away, and goes together with the task or thread that stored it.
 
     :param thread_critical: keep attributes strictly per thread (and per task)
     :raises AttributeError: reading or deleting an attribute that is not set here, or
