@@ -1,0 +1,36 @@
+# Coroutine-function detection that also sees objects marked by markcoroutinefunction.
+#
+# Python 3.12 added inspect.markcoroutinefunction; on 3.11 the marker is asyncio's
+# old ``_is_coroutine`` attribute, which asyncio.iscoroutinefunction understands (but
+# that function is deprecated from 3.14 on, so it is not used where inspect suffices).
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_F = TypeVar("_F", bound="Callable[..., Any]")
+
+if sys.version_info >= (3, 12):
+    iscoroutinefunction = inspect.iscoroutinefunction
+    markcoroutinefunction = inspect.markcoroutinefunction
+else:  # pragma: no cover - Python 3.11
+    import asyncio.coroutines
+
+    _MARK = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+
+    def iscoroutinefunction(obj: object) -> bool:
+        """Tell whether ``obj`` is a coroutine function, or marked as one."""
+        return inspect.iscoroutinefunction(obj) or (
+            getattr(obj, "_is_coroutine", None) is _MARK
+        )
+
+    def markcoroutinefunction(func: _F) -> _F:
+        """Mark ``func`` so that :func:`iscoroutinefunction` reports it as async."""
+        if hasattr(func, "__func__"):
+            func = func.__func__
+        func._is_coroutine = _MARK  # type: ignore[attr-defined]
+        return func

@@ -1,0 +1,676 @@
+"""
+Bridges between sync and async code: :func:`sync_to_async` and :func:`async_to_sync`.
+
+Both work under asyncio and trio. Thread-sensitive calls keep asgiref's guarantee:
+sync code called from async code that was itself called from a sync thread runs in
+that very thread (it serves the work while it waits), so sync → async → sync lands
+back where it started.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "AsyncSingleThreadContext",
+    "AsyncToSync",
+    "SyncToAsync",
+    "ThreadSensitiveContext",
+    "async_to_sync",
+    "iscoroutinefunction",
+    "markcoroutinefunction",
+    "sync_to_async",
+)
+
+import functools
+import os
+import sys
+import weakref
+from contextvars import ContextVar, copy_context
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    ParamSpec,
+    Self,
+    TypeVar,
+    overload,
+)
+
+import anyio
+
+from . import _context, _loops, _threads
+from ._backends import current_handle, in_loop_thread
+from ._calls import (
+    CoroutineCall,
+    ThreadCall,
+    running_call,
+    sensitive_executor,
+    thread_state,
+)
+from ._coroutines import iscoroutinefunction, markcoroutinefunction
+from .current_thread_executor import CurrentThreadExecutor
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
+    from concurrent.futures import Executor
+    from contextvars import Context, Token
+    from types import TracebackType
+
+    from ._loops import LoopThread
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+#: The innermost ThreadSensitiveContext the current code runs in.
+_thread_sensitive_context: ContextVar[ThreadSensitiveContext] = ContextVar(
+    "asgibridge_any.thread_sensitive_context"
+)
+#: The thread of each ThreadSensitiveContext (without an executor) in use; weak, so a
+#: context that is gone takes its entry with it.
+_context_lanes: weakref.WeakKeyDictionary[ThreadSensitiveContext, _threads.Lane] = (
+    weakref.WeakKeyDictionary()
+)
+#: The outermost AsyncSingleThreadContext the current code runs in.
+_single_thread_context: ContextVar[AsyncSingleThreadContext] = ContextVar(
+    "asgibridge_any.async_single_thread_context"
+)
+
+
+class ThreadSensitiveContext:
+    """
+    Give the thread-sensitive calls inside this block a thread of their own.
+
+    Without a context, every thread-sensitive call that no outer sync thread claims
+    runs on one process-wide thread. ``async with ThreadSensitiveContext():`` makes
+    the calls inside the block (including tasks started in it) share one thread of
+    their own instead, so two requests, each in its own context, don't queue behind
+    each other. Nested contexts: the outermost wins. Leaving the block releases the
+    thread without waiting for it, even if it is still busy.
+
+    With ``executor``, the block uses that single-thread executor instead, even
+    inside another context or below ``async_to_sync``. The caller owns it: it is not
+    shut down on exit. Such a context can be entered only once, and a task that
+    outlives it gets :exc:`RuntimeError` on its next thread-sensitive call.
+
+    :param executor: a ``concurrent.futures.Executor`` running one call at a time on
+        one thread (for example ``ThreadPoolExecutor(max_workers=1)``)
+    """
+
+    def __init__(self, *, executor: Executor | None = None) -> None:
+        self._executor = executor
+        self._token: Token[ThreadSensitiveContext] | None = None
+        self._hidden: Token[CurrentThreadExecutor | None] | None = None
+        self._exited = False
+
+    async def __aenter__(self) -> Self:
+        if self._executor is not None:
+            if self._token is not None:
+                raise RuntimeError("this ThreadSensitiveContext is already entered")
+            if self._exited:
+                raise RuntimeError(
+                    "a ThreadSensitiveContext with an executor cannot be entered "
+                    "again; create a new one"
+                )
+            self._token = _thread_sensitive_context.set(self)
+            # An outer sync thread would otherwise take precedence: hide it so the
+            # block's calls go to the given executor.
+            self._hidden = sensitive_executor.set(None)
+        elif _thread_sensitive_context.get(None) is None:
+            self._token = _thread_sensitive_context.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is None:
+            return
+        if self._hidden is not None:
+            sensitive_executor.reset(self._hidden)
+            self._hidden = None
+        _thread_sensitive_context.reset(self._token)
+        self._token = None
+        if self._executor is not None:
+            self._exited = True
+        else:
+            lane = _context_lanes.pop(self, None)
+            if lane is not None:
+                lane.close()
+
+    def _target(self) -> _threads.Lane | Executor:
+        if self._executor is not None:
+            if self._exited:
+                raise RuntimeError(
+                    "ThreadSensitiveContext has exited: tasks started inside a "
+                    "context with an executor must finish before it exits"
+                )
+            return self._executor
+        lane = _context_lanes.get(self)
+        if lane is None:
+            # Also for a task that outlived its context: a fresh thread of its own,
+            # never the process-wide one.
+            lane = _context_lanes[self] = _threads.Lane("asgibridge_any context")
+        return lane
+
+
+class AsyncSingleThreadContext:
+    """
+    Run every ``async_to_sync`` call inside this block on one and the same loop thread.
+
+    Useful when async code keeps loop-bound state (a connection pool, say) between
+    calls. Re-entrant: the outermost block decides. Calls made from a thread that
+    ``sync_to_async`` started still go to the loop that started it.
+    """
+
+    def __init__(self) -> None:
+        self._token: Token[AsyncSingleThreadContext] | None = None
+        self._threads: dict[str, LoopThread] = {}
+
+    def __enter__(self) -> Self:
+        if _single_thread_context.get(None) is None:
+            self._token = _single_thread_context.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is None:
+            return
+        _single_thread_context.reset(self._token)
+        self._token = None
+        threads, self._threads = self._threads, {}
+        for thread in threads.values():
+            _loops.pool.release(thread)
+
+    def _thread_for(self, backend: str) -> LoopThread:
+        thread = self._threads.get(backend)
+        if thread is None or not thread.is_alive():
+            thread = self._threads[backend] = _loops.pool.acquire(backend)
+        return thread
+
+
+def _deadlock_check(target: object) -> None:
+    running = running_call.get(None)
+    if running is not None and running.target is target and not running.finished:
+        raise RuntimeError(
+            "thread-sensitive call would deadlock: the only thread that may run it "
+            "is blocked waiting for this very call (for example a sync function on "
+            "the sensitive thread waiting on the event loop without async_to_sync); "
+            "call async code from sync code through async_to_sync instead"
+        )
+
+
+def _sensitive_target() -> Any:
+    # The thread a thread-sensitive call must run on, in order of precedence.
+    executor = sensitive_executor.get(None)
+    if executor is not None:
+        live = executor._live()
+        if live is not None:
+            _deadlock_check(live)
+            return live
+    context = _thread_sensitive_context.get(None)
+    target = context._target() if context is not None else _threads.default_lane
+    _deadlock_check(target)
+    return target
+
+
+_OWN_EXECUTORS = (CurrentThreadExecutor, _threads.Lane)
+
+
+def _submit_to_executor(executor: Executor) -> Callable[[ThreadCall], None]:
+    def submit(call: ThreadCall) -> None:
+        executor.submit(call.run)
+
+    return submit
+
+
+def _call_child(child: Callable[[], _R]) -> _R:
+    return child()
+
+
+class _CurrentExecutorView:
+    """Read-only view of the executor of the sync thread waiting further up."""
+
+    __slots__ = ()
+
+    @property
+    def current(self) -> CurrentThreadExecutor | None:
+        return sensitive_executor.get(None)
+
+
+class SyncToAsync(Generic[_P, _R]):
+    """
+    An awaitable wrapper around a sync callable; see :func:`sync_to_async`.
+
+    Subclasses may override :meth:`thread_handler` to wrap every call on its thread.
+    """
+
+    #: The innermost :class:`ThreadSensitiveContext` (asgiref's name for it).
+    thread_sensitive_context: ClassVar[ContextVar[ThreadSensitiveContext]] = (
+        _thread_sensitive_context
+    )
+    #: The thread of each active :class:`ThreadSensitiveContext` without an executor.
+    context_to_thread_executor: ClassVar[
+        weakref.WeakKeyDictionary[ThreadSensitiveContext, _threads.Lane]
+    ] = _context_lanes
+
+    def __init__(
+        self,
+        func: Callable[_P, _R],
+        thread_sensitive: bool = True,
+        executor: Executor | None = None,
+        context: Context | None = None,
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        if (
+            not callable(func)
+            or iscoroutinefunction(func)
+            or iscoroutinefunction(func.__call__)  # type: ignore[operator]
+        ):
+            error = TypeError("sync_to_async can only be applied to sync functions.")
+            error.add_note(
+                f"got {func!r}: await an async function directly instead of wrapping "
+                "it, and pass a plain function or callable object otherwise"
+            )
+            raise error
+        if thread_sensitive and executor is not None:
+            raise TypeError(
+                "sync_to_async(): executor must not be set when thread_sensitive=True; "
+                "pass thread_sensitive=False to run on your executor"
+            )
+        if limiter is not None and (thread_sensitive or executor is not None):
+            raise TypeError(
+                "sync_to_async(): limiter only applies to thread_sensitive=False calls "
+                "without an executor"
+            )
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.context = context
+        self._thread_sensitive = thread_sensitive
+        self._executor = executor
+        self._limiter = limiter
+        self._custom_handler = (
+            type(self).thread_handler is not SyncToAsync.thread_handler
+        )
+        markcoroutinefunction(self)
+        try:
+            self.__self__ = func.__self__  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+
+    async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """
+        Run the function in another thread and return its result.
+
+        See :func:`sync_to_async` for which thread, context variables and cancellation.
+        """
+        handle = current_handle()
+        context = copy_context() if self.context is None else self.context
+        func: Callable[..., Any] = self.func
+        if self._custom_handler:
+            func, args, kwargs = self._handler_call(handle, args, kwargs)  # type: ignore[assignment]
+        try:
+            if self._thread_sensitive:
+                target = _sensitive_target()
+                call = ThreadCall(handle, func, args, kwargs, context, target)
+                dispatch: Callable[[ThreadCall], None]
+                if isinstance(target, _OWN_EXECUTORS):
+                    dispatch = target._submit_item
+                else:
+                    dispatch = _submit_to_executor(target)
+                result: _R = await handle.run_call(call, dispatch)
+            elif self._executor is not None:
+                call = ThreadCall(handle, func, args, kwargs, context, None)
+                result = await handle.run_call(
+                    call, _submit_to_executor(self._executor)
+                )
+            else:
+                limiter = self._limiter or handle.default_limiter()
+                call = ThreadCall(handle, func, args, kwargs, context, None)
+                try:
+                    limiter.acquire_on_behalf_of_nowait(call)
+                except anyio.WouldBlock:
+                    await limiter.acquire_on_behalf_of(call)
+                try:
+                    result = await handle.run_call(call, _threads.worker_pool.submit)
+                finally:
+                    limiter.release_on_behalf_of(call)
+        finally:
+            if self.context is None:
+                _context.copy_back(context)
+        return result
+
+    def _handler_call(
+        self, handle: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        # Route the call through an overridden thread_handler, as asgiref does: it
+        # receives the call as a functools.partial of the wrapped function.
+        child = functools.partial(self.func, *args, **kwargs)
+        loop = getattr(handle, "loop", None)
+        no_exc: tuple[None, None, None] = (None, None, None)
+        return self.thread_handler, (loop, no_exc, None, _call_child, child), {}
+
+    def thread_handler(
+        self,
+        loop: Any,
+        exc_info: tuple[Any, Any, Any],
+        task_context: Any,
+        func: Callable[..., _R],
+        *args: Any,
+        **kwargs: Any,
+    ) -> _R:
+        """
+        Run ``func(*args, **kwargs)`` on the worker thread; override to wrap each call.
+
+        Called only when a subclass overrides it (the plain path skips it).
+        ``exc_info`` is the caller's exception, re-raised around the call so
+        ``sys.exc_info()`` shows it (the bridge has already done so when it is empty).
+        """
+        if exc_info[1] is not None:
+            try:
+                raise exc_info[1]
+            except BaseException:
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    def __get__(
+        self, parent: Any, objtype: Any = None
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        """Bind as a method when used in a class body."""
+        if parent is None:
+            return self
+        bound = functools.partial(self.__call__, parent)
+        return functools.update_wrapper(bound, self.func)
+
+
+class AsyncToSync(Generic[_P, _R]):
+    """
+    A sync wrapper around an async callable; see :func:`async_to_sync`.
+    """
+
+    #: ``executors.current`` is the :class:`CurrentThreadExecutor` of the sync thread
+    #: waiting further up the call chain, or None (asgiref's name for it).
+    executors: ClassVar[_CurrentExecutorView] = _CurrentExecutorView()
+    #: The outermost :class:`AsyncSingleThreadContext` (asgiref's name for it).
+    async_single_thread_context: ClassVar[ContextVar[AsyncSingleThreadContext]] = (
+        _single_thread_context
+    )
+
+    def __init__(
+        self,
+        awaitable: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]],
+        force_new_loop: bool = False,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        if not callable(awaitable) or (
+            not iscoroutinefunction(awaitable)
+            and not iscoroutinefunction(awaitable.__call__)  # type: ignore[operator]
+        ):
+            # Detection has false negatives (a sync function returning an awaitable
+            # is fine), so this only warns.
+            warnings_warn("async_to_sync was passed a non-async-marked callable")
+        self.awaitable = awaitable
+        self.force_new_loop = force_new_loop
+        self.backend = _loops.validate_backend(backend)
+        try:
+            self.__self__ = awaitable.__self__  # type: ignore[union-attr]
+        except AttributeError:
+            pass
+        functools.update_wrapper(self, awaitable)
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """
+        Run the coroutine to completion and return its result, from sync code.
+
+        :raises RuntimeError: when called in a thread that runs an event loop
+        """
+        if in_loop_thread():
+            raise RuntimeError(
+                "You cannot use async_to_sync in a thread that runs an event loop: "
+                "just await the async function directly"
+            )
+        origin = None if self.force_new_loop else thread_state.call
+        context = copy_context()
+        executor = CurrentThreadExecutor(context.run(sensitive_executor.get, None))
+        call = CoroutineCall(executor)
+        exc = sys.exception()
+        loop_thread: LoopThread | None = None
+        single: AsyncSingleThreadContext | None = None
+        started = False
+        if origin is not None and origin.handle.pid == os.getpid():
+            started = origin.handle.start_coroutine(
+                functools.partial(self._main, call, args, kwargs, exc, None),
+                context,
+                origin,
+            )
+        if not started:
+            backend = self.backend
+            single = _single_thread_context.get(None)
+            if single is not None:
+                loop_thread = single._thread_for(backend)
+            else:
+                loop_thread = _loops.pool.acquire(backend)
+            try:
+                loop_thread.submit(
+                    functools.partial(self._main, call, args, kwargs, exc, backend),
+                    context,
+                )
+            except BaseException:
+                if single is None:
+                    _loops.pool.release(loop_thread)
+                raise
+        try:
+            executor._serve(call.is_done)
+        finally:
+            if loop_thread is not None and single is None:
+                _loops.pool.release(loop_thread)
+        _context.copy_back(context)
+        return call.outcome()  # type: ignore[no-any-return]
+
+    async def _main(
+        self,
+        call: CoroutineCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        exc: BaseException | None,
+        cleanup: str | None,
+    ) -> None:
+        # Runs as a task on the loop, in the caller's copied context.
+        marker = sensitive_executor.set(call.executor)
+        adopted = _context.adopt()
+        ok = False
+        value: Any = None
+        try:
+            if exc is not None:
+                try:
+                    raise exc
+                except BaseException:
+                    value = await self.awaitable(*args, **kwargs)
+            else:
+                value = await self.awaitable(*args, **kwargs)
+            ok = True
+        except BaseException as error:
+            value = error
+        finally:
+            sensitive_executor.reset(marker)
+            _context.unadopt(adopted)
+        if cleanup == "asyncio":
+            await _loops.cleanup_asyncio()
+        call.settle(ok, value)
+
+    def __get__(self, parent: Any, objtype: Any = None) -> Callable[_P, _R]:
+        """Bind as a method when used in a class body."""
+        if parent is None:
+            return self
+        bound = functools.partial(self.__call__, parent)
+        return functools.update_wrapper(bound, self.awaitable)
+
+
+def warnings_warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+@overload
+def sync_to_async(
+    func: Callable[_P, _R],
+    *,
+    thread_sensitive: bool = ...,
+    executor: Executor | None = ...,
+    context: Context | None = ...,
+    limiter: anyio.CapacityLimiter | None = ...,
+) -> SyncToAsync[_P, _R]: ...
+
+
+@overload
+def sync_to_async(
+    func: None = None,
+    *,
+    thread_sensitive: bool = ...,
+    executor: Executor | None = ...,
+    context: Context | None = ...,
+    limiter: anyio.CapacityLimiter | None = ...,
+) -> Callable[[Callable[_P, _R]], SyncToAsync[_P, _R]]: ...
+
+
+def sync_to_async(
+    func: Callable[_P, _R] | None = None,
+    *,
+    thread_sensitive: bool = True,
+    executor: Executor | None = None,
+    context: Context | None = None,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> SyncToAsync[_P, _R] | Callable[[Callable[_P, _R]], SyncToAsync[_P, _R]]:
+    """
+    Turn a sync callable into an awaitable one that runs in another thread.
+
+    Use it as ``sync_to_async(f)``, ``@sync_to_async`` or
+    ``@sync_to_async(thread_sensitive=False)``; it binds as a method in a class body.
+
+    Which thread runs ``func``:
+
+    - ``thread_sensitive=True`` (the default): if a sync thread further up this call
+      chain is blocked in :func:`async_to_sync`, that very thread; otherwise, inside
+      :class:`ThreadSensitiveContext`, that context's thread; otherwise one
+      process-wide thread, one call at a time. Use it for code that is not
+      thread-safe or keeps per-thread state (database connections).
+    - ``thread_sensitive=False``: ``executor`` if given, else a reused worker thread;
+      at most ``limiter.total_tokens`` of them at once (anyio's default thread
+      limiter, 40 tokens, unless you pass ``limiter``).
+
+    ``func`` runs in a copy of the caller's context variables (or in ``context``),
+    and every variable it sets is visible to the caller afterwards, also when it
+    raises. The caller's current exception shows in ``sys.exc_info()`` inside.
+
+    Cancellation: a thread cannot be interrupted, so a cancelled caller waits for
+    ``func`` to finish, then the cancellation propagates. If ``func`` is blocked in
+    :func:`async_to_sync` at that moment, the coroutine it waits for is cancelled
+    first, so the whole chain unwinds promptly.
+
+    :param func: the sync callable to wrap
+    :param thread_sensitive: run on the sensitive thread (see above)
+    :param executor: run on this executor; needs ``thread_sensitive=False``
+    :param context: run in this context and update it, instead of a copy
+    :param limiter: bounds the worker threads of ``thread_sensitive=False`` calls
+    :raises TypeError: when ``func`` is not a sync callable, or for an executor or
+        limiter combined with ``thread_sensitive=True``
+    """
+    if func is None:
+
+        def decorator(f: Callable[_P, _R]) -> SyncToAsync[_P, _R]:
+            return SyncToAsync(
+                f,
+                thread_sensitive=thread_sensitive,
+                executor=executor,
+                context=context,
+                limiter=limiter,
+            )
+
+        return decorator
+    return SyncToAsync(
+        func,
+        thread_sensitive=thread_sensitive,
+        executor=executor,
+        context=context,
+        limiter=limiter,
+    )
+
+
+@overload
+def async_to_sync(
+    awaitable: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]],
+    *,
+    force_new_loop: bool = ...,
+    backend: str | None = ...,
+) -> AsyncToSync[_P, _R]: ...
+
+
+@overload
+def async_to_sync(
+    awaitable: None = None,
+    *,
+    force_new_loop: bool = ...,
+    backend: str | None = ...,
+) -> Callable[
+    [Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]]],
+    AsyncToSync[_P, _R],
+]: ...
+
+
+def async_to_sync(
+    awaitable: Callable[_P, Coroutine[Any, Any, _R]]
+    | Callable[_P, Awaitable[_R]]
+    | None = None,
+    *,
+    force_new_loop: bool = False,
+    backend: str | None = None,
+) -> (
+    AsyncToSync[_P, _R]
+    | Callable[
+        [Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]]],
+        AsyncToSync[_P, _R],
+    ]
+):
+    """
+    Turn an async callable into a sync one that runs it to completion.
+
+    Use it as ``async_to_sync(f)``, ``@async_to_sync`` or
+    ``@async_to_sync(backend="trio")``; it binds as a method in a class body.
+
+    Where the coroutine runs:
+
+    - called from a thread that :func:`sync_to_async` started (at any depth), as a
+      task on the event loop that started it, asyncio or trio (unless
+      ``force_new_loop``);
+    - otherwise on an event loop in another thread, with ``backend`` ("asyncio", the
+      default, or "trio"); loop threads are reused, and nothing a call starts outlives
+      it; inside :class:`AsyncSingleThreadContext`, always the same loop thread.
+
+    Either way the calling thread serves thread-sensitive work meanwhile, so sync →
+    async → sync lands back on the calling thread. Context variables flow both ways;
+    the caller's current exception shows in ``sys.exc_info()``; exceptions propagate
+    unchanged.
+
+    :param awaitable: the async callable to wrap (warns if it does not look async)
+    :param force_new_loop: never use the loop that started this thread
+    :param backend: the loop to start when there is none to use: "asyncio" or "trio"
+    :raises ValueError: for an unknown ``backend``
+    """
+    if awaitable is None:
+
+        def decorator(
+            f: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]],
+        ) -> AsyncToSync[_P, _R]:
+            return AsyncToSync(f, force_new_loop=force_new_loop, backend=backend)
+
+        _loops.validate_backend(backend)
+        return decorator
+    return AsyncToSync(awaitable, force_new_loop=force_new_loop, backend=backend)
