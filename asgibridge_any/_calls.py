@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _context
 
+_get_ident = threading.get_ident
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -52,6 +54,7 @@ class ThreadCall:
         "inner_cancel",
         "kwargs",
         "ok",
+        "source",
         "target",
         "value",
         "waiter",
@@ -74,6 +77,8 @@ class ThreadCall:
         #: The lane or executor a thread-sensitive call runs on (None otherwise).
         self.target = target
         self.exc = sys.exception()
+        #: The caller's thread: the function sees the Local values the caller saw.
+        self.source = _get_ident()
         self.finished = False
         self.ok = False
         self.value: Any = None
@@ -101,7 +106,7 @@ class ThreadCall:
         self.handle.wake(self)
 
     def _run_in_context(self) -> Any:
-        adopted = _context.adopt()
+        adopted = _context.adopt(self.source)
         marker = running_call.set(self) if self.target is not None else None
         try:
             if self.exc is not None:

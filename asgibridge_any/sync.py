@@ -23,6 +23,7 @@ __all__ = (
 import functools
 import os
 import sys
+import threading
 import weakref
 from contextvars import ContextVar, copy_context
 from typing import (
@@ -441,12 +442,13 @@ class AsyncToSync(Generic[_P, _R]):
         executor = CurrentThreadExecutor(context.run(sensitive_executor.get, None))
         call = CoroutineCall(executor)
         exc = sys.exception()
+        source = threading.get_ident()
         loop_thread: LoopThread | None = None
         single: AsyncSingleThreadContext | None = None
         started = False
         if origin is not None and origin.handle.pid == os.getpid():
             started = origin.handle.start_coroutine(
-                functools.partial(self._main, call, args, kwargs, exc, None),
+                functools.partial(self._main, call, args, kwargs, exc, None, source),
                 context,
                 origin,
             )
@@ -459,7 +461,9 @@ class AsyncToSync(Generic[_P, _R]):
                 loop_thread = _loops.pool.acquire(backend)
             try:
                 loop_thread.submit(
-                    functools.partial(self._main, call, args, kwargs, exc, backend),
+                    functools.partial(
+                        self._main, call, args, kwargs, exc, backend, source
+                    ),
                     context,
                 )
             except BaseException:
@@ -481,10 +485,11 @@ class AsyncToSync(Generic[_P, _R]):
         kwargs: dict[str, Any],
         exc: BaseException | None,
         cleanup: str | None,
+        source: int,
     ) -> None:
         # Runs as a task on the loop, in the caller's copied context.
         marker = sensitive_executor.set(call.executor)
-        adopted = _context.adopt()
+        adopted = _context.adopt(source)
         ok = False
         value: Any = None
         try:
