@@ -6,6 +6,8 @@ from __future__ import annotations
 
 __all__ = ("build",)
 
+import asyncio
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -14,13 +16,20 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+import outcome
 import sniffio
+import trio
+import trio.lowlevel
 
 from ._harness import Case, Goal, Refs, Row, Sampler, expect
 from ._impls import load
 from ._loops import fan_out, run_on, time_async, time_sync
 
 _FLOOR_REFS: Refs = {"asyncio": ("anyio (asyncio)",), "trio": ("anyio (trio)",)}
+_BARE_HOP_REFS: Refs = {
+    "asyncio": ("bare hop (asyncio)",),
+    "trio": ("bare hop (trio)",),
+}
 _ASGIREF_REF: Refs = {"*": ("asgiref (asyncio)",)}
 
 S2A = Callable[..., Any]
@@ -81,6 +90,61 @@ def _floor_to_thread(loop: str) -> Sampler:
     return sample
 
 
+def _bare_hop(loop: str) -> Sampler:
+    # The least any thread hop can cost: one long-lived worker thread fed by a SimpleQueue,
+    # the result sent back with call_soon_threadsafe (asyncio) or the trio token. No
+    # context copy, no cancellation, no capacity limit: a reference, not a competitor.
+    def sample(budget: float) -> float:
+        loop_thread = threading.get_ident()
+        work: queue.SimpleQueue[tuple[int, Callable[[int], None]] | None] = (
+            queue.SimpleQueue()
+        )
+
+        def worker() -> None:
+            while (item := work.get()) is not None:
+                arg, done = item
+                done(arg + 1 if threading.get_ident() != loop_thread else -1)
+
+        thread = threading.Thread(target=worker, name="bench bare hop", daemon=True)
+        thread.start()
+        try:
+            if loop == "asyncio":
+
+                async def call(i: int) -> int:
+                    running = asyncio.get_running_loop()
+                    future: asyncio.Future[int] = running.create_future()
+
+                    def done(r: int) -> None:
+                        running.call_soon_threadsafe(future.set_result, r)
+
+                    work.put((i, done))
+                    return await future
+
+            else:
+
+                async def call(i: int) -> int:
+                    token = trio.lowlevel.current_trio_token()
+                    task = trio.lowlevel.current_task()
+
+                    def done(r: int) -> None:
+                        token.run_sync_soon(
+                            trio.lowlevel.reschedule, task, outcome.Value(r)
+                        )
+
+                    work.put((i, done))
+                    result = await trio.lowlevel.wait_task_rescheduled(
+                        lambda _: trio.lowlevel.Abort.FAILED
+                    )
+                    return int(result)
+
+            return run_on(loop, lambda: time_async(call, budget))
+        finally:
+            work.put(None)
+            thread.join(5)
+
+    return sample
+
+
 def _case1(thread_sensitive: bool) -> Case:
     rows = [
         _row(
@@ -96,6 +160,10 @@ def _case1(thread_sensitive: bool) -> Case:
         _row("anyio", loop, "floor", _floor_to_thread(loop), None)
         for loop in ("asyncio", "trio")
     ]
+    rows += [
+        _row("bare hop", loop, "floor", _bare_hop(loop), None)
+        for loop in ("asyncio", "trio")
+    ]
     flag = "True" if thread_sensitive else "False"
     return Case(
         key=f"1{'a' if thread_sensitive else 'b'}",
@@ -103,7 +171,11 @@ def _case1(thread_sensitive: bool) -> Case:
         unit="us/call",
         lower_is_better=True,
         rows=rows,
-        refs={"asgiref": _ASGIREF_REF, "floor": _FLOOR_REFS},
+        refs={
+            "asgiref": _ASGIREF_REF,
+            "floor": _FLOOR_REFS,
+            "bare hop": _BARE_HOP_REFS,
+        },
         goals=[
             Goal("ours (asyncio)", "asgiref", "<=", 0.5),
             Goal("ours (trio)", "asgiref", "<=", 0.8),

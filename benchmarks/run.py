@@ -35,8 +35,8 @@ FULL = Settings(
 )
 QUICK = Settings(
     name="quick",
-    rounds=5,
-    budget=0.04,
+    rounds=3,
+    budget=0.15,
     e2e_rounds=2,
     e2e_seconds=0.6,
     e2e_warmup=0.2,
