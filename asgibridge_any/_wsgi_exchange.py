@@ -209,8 +209,9 @@ class Exchange:
                 more = message.get("more_body", False)
                 with self._cond:
                     if self._eof:
-                        # Body already complete: only a disconnect matters from here on.
-                        continue
+                        # Past the end of the body only http.disconnect is expected; a
+                        # server that says otherwise cannot tell us about disconnects.
+                        return
                     if body:
                         self._chunks.append(bytes(body))
                         self._buffered += len(body)
