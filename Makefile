@@ -38,5 +38,9 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+# Sphinx HTML with warnings as errors (issue 9); works offline (no intersphinx).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
 	rm -rf $(VENV) .compat .mypy_cache .pytest_cache .ruff_cache docs/_build
