@@ -12,6 +12,8 @@ import threading
 from contextvars import Context, ContextVar
 from typing import TYPE_CHECKING, Any
 
+from sniffio import current_async_library_cvar as _library_var
+
 from . import _context
 
 _get_ident = threading.get_ident
@@ -108,6 +110,8 @@ class ThreadCall:
     def _run_in_context(self) -> Any:
         adopted = _context.adopt(self.source)
         marker = running_call.set(self) if self.target is not None else None
+        # Sync code runs in no async library, whatever anyio.run told sniffio.
+        library = _library_var.set(None) if _library_var.get() is not None else None
         try:
             if self.exc is not None:
                 # Re-raise the caller's exception so sys.exc_info() shows it here.
@@ -117,6 +121,8 @@ class ThreadCall:
                     return self.func(*self.args, **self.kwargs)
             return self.func(*self.args, **self.kwargs)
         finally:
+            if library is not None:
+                _library_var.reset(library)
             if marker is not None:
                 running_call.reset(marker)
             _context.unadopt(adopted)

@@ -30,6 +30,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     ClassVar,
+    Concatenate,
     Generic,
     ParamSpec,
     Self,
@@ -38,6 +39,7 @@ from typing import (
 )
 
 import anyio
+from sniffio import current_async_library_cvar as _library_var
 
 from . import _context, _loops, _threads
 from ._backends import current_handle, in_loop_thread
@@ -60,7 +62,9 @@ if TYPE_CHECKING:
     from ._loops import LoopThread
 
 _P = ParamSpec("_P")
+_Q = ParamSpec("_Q")
 _R = TypeVar("_R")
+_T = TypeVar("_T")
 
 #: The innermost ThreadSensitiveContext the current code runs in.
 _thread_sensitive_context: ContextVar[ThreadSensitiveContext] = ContextVar(
@@ -251,6 +255,10 @@ class SyncToAsync(Generic[_P, _R]):
     Subclasses may override :meth:`thread_handler` to wrap every call on its thread.
     """
 
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[_P, _R]
+
     #: The innermost :class:`ThreadSensitiveContext` (asgiref's name for it).
     thread_sensitive_context: ClassVar[ContextVar[ThreadSensitiveContext]] = (
         _thread_sensitive_context
@@ -380,9 +388,15 @@ class SyncToAsync(Generic[_P, _R]):
                 return func(*args, **kwargs)
         return func(*args, **kwargs)
 
+    @overload
+    def __get__(self, parent: None, objtype: Any = None) -> Self: ...
+
+    @overload
     def __get__(
-        self, parent: Any, objtype: Any = None
-    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        self: SyncToAsync[Concatenate[_T, _Q], _R], parent: _T, objtype: Any = None
+    ) -> Callable[_Q, Coroutine[Any, Any, _R]]: ...
+
+    def __get__(self, parent: Any, objtype: Any = None) -> Any:
         """Bind as a method when used in a class body."""
         if parent is None:
             return self
@@ -394,6 +408,10 @@ class AsyncToSync(Generic[_P, _R]):
     """
     A sync wrapper around an async callable; see :func:`async_to_sync`.
     """
+
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Any]
 
     #: ``executors.current`` is the :class:`CurrentThreadExecutor` of the sync thread
     #: waiting further up the call chain, or None (asgiref's name for it).
@@ -490,6 +508,8 @@ class AsyncToSync(Generic[_P, _R]):
         # Runs as a task on the loop, in the caller's copied context.
         marker = sensitive_executor.set(call.executor)
         adopted = _context.adopt(source)
+        # The caller's context may name another async library (anyio.run sets it).
+        library = _library_var.set(None) if _library_var.get() is not None else None
         ok = False
         value: Any = None
         try:
@@ -504,13 +524,23 @@ class AsyncToSync(Generic[_P, _R]):
         except BaseException as error:
             value = error
         finally:
+            if library is not None:
+                _library_var.reset(library)
             sensitive_executor.reset(marker)
             _context.unadopt(adopted)
         if cleanup == "asyncio":
             await _loops.cleanup_asyncio()
         call.settle(ok, value)
 
-    def __get__(self, parent: Any, objtype: Any = None) -> Callable[_P, _R]:
+    @overload
+    def __get__(self, parent: None, objtype: Any = None) -> Self: ...
+
+    @overload
+    def __get__(
+        self: AsyncToSync[Concatenate[_T, _Q], _R], parent: _T, objtype: Any = None
+    ) -> Callable[_Q, _R]: ...
+
+    def __get__(self, parent: Any, objtype: Any = None) -> Any:
         """Bind as a method when used in a class body."""
         if parent is None:
             return self

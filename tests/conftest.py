@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # Threads that belong to a pool and may outlive a test while idle: anyio's and trio's
 # worker caches, and this package's own reusable threads (checked for idleness below).
-_FOREIGN_POOLS = ("AnyIO worker thread", "Trio thread cache", "trio-", "asyncio_")
+_FOREIGN_POOLS = ("AnyIO worker thread", "Trio thread", "trio-", "asyncio_")
 
 
 def _is_idle_pool_thread(thread: threading.Thread) -> bool:
