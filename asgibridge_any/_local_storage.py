@@ -23,6 +23,8 @@ from sniffio import thread_local as _sniffio_thread
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._context import ThreadId
+
 
 class Cell(weakref.ref[Any]):
     """A value stored by a default Local in one context (a weak reference to the Local)."""
@@ -31,8 +33,8 @@ class Cell(weakref.ref[Any]):
 
     #: The value; emptied by the weak reference's callback when the Local is freed.
     value: Any
-    #: Ident of the thread that stored the value (see ``_context.TAG_THREADS``).
-    owner: int
+    #: The thread that stored the value (see ``_context.TAG_THREADS``); None for GONE.
+    owner: ThreadId | None
 
 
 #: The weak-reference callback of every Cell: empties its ``value`` slot (C code, no
@@ -45,7 +47,7 @@ DELETED: Final = object()
 #: The shared Cell that marks a deleted attribute (contextvars cannot unset a value).
 GONE: Final = Cell(Cell)
 GONE.value = DELETED
-GONE.owner = 0  # no thread has ident 0
+GONE.owner = None
 
 
 def refuse_name(local: object, name: str) -> None:

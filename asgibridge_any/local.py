@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, final
 from sniffio import thread_local as _sniffio_thread
 
 from ._context import sees as _sees
+from ._context import this_thread as _this_thread
+from ._context import thread_id as _thread_id
 from ._local_storage import (
     DELETED,
     GONE,
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 
 _object_getattribute = object.__getattribute__
 _object_setattr = object.__setattr__
-_get_ident = threading.get_ident
 
 
 @final
@@ -127,14 +128,22 @@ class _DefaultLocal(Local):  # type: ignore[misc]  # the kind Local() returns by
             cell = _data_of(self)[name].get()
         except LookupError:  # no variable for this name, or no value in this context
             return _not_set(self, name, _IN_CONTEXT)
-        if cell.owner == _get_ident() or _counts_here(cell):
+        try:
+            if cell.owner is _this_thread.id:
+                return cell.value
+        except AttributeError:  # this thread has no ThreadId: it stored nothing yet
+            pass
+        if _counts_here(cell):
             return cell.value
         return _not_set(self, name, _IN_CONTEXT)
 
     def __setattr__(self, name: str, value: Any) -> None:
         cell = Cell(self, forget)
         cell.value = value
-        cell.owner = _get_ident()
+        try:
+            cell.owner = _this_thread.id
+        except AttributeError:  # the thread's first value
+            cell.owner = _thread_id()
         try:
             var = _data_of(self)[name]
         except KeyError:
@@ -148,7 +157,7 @@ class _DefaultLocal(Local):  # type: ignore[misc]  # the kind Local() returns by
         except LookupError:
             refuse_name(self, name)
             raise missing(self, name, _IN_CONTEXT) from None
-        if cell.owner != _get_ident() and not _counts_here(cell):
+        if not _counts_here(cell):
             raise missing(self, name, _IN_CONTEXT)
         # A marker rather than an unset: it travels back through the bridge's copy-back.
         var.set(GONE)

@@ -179,6 +179,7 @@ def test_attributes_of_two_locals_are_separate(critical: bool) -> None:
 # --- async tasks (anyio task groups, both backends) ------------------------------------
 
 
+@pytest.mark.usefixtures("tagging")
 async def test_value_is_seen_by_awaited_code() -> None:
     local = Local()
     local.user = "alice"
@@ -193,9 +194,8 @@ async def test_value_is_seen_by_awaited_code() -> None:
     assert local.user == "bob"  # awaited code runs in the same context
 
 
-async def test_value_is_seen_by_spawned_tasks_but_their_changes_stay_there(
-    tagging: bool,
-) -> None:
+@pytest.mark.usefixtures("tagging")
+async def test_value_is_seen_by_spawned_tasks_but_their_changes_stay_there() -> None:
     local = Local()
     local.user = "parent"
     seen: list[str] = []
@@ -287,6 +287,7 @@ async def test_deleting_in_the_parent_leaves_a_running_child_value() -> None:
 
 
 @both_kinds
+@pytest.mark.usefixtures("tagging")
 def test_plain_threads_behave_like_threading_local(critical: bool) -> None:
     local = Local(thread_critical=critical)
     local.value = "main"
@@ -338,20 +339,25 @@ def test_copy_of_an_adopted_context_in_a_new_thread_hides_values() -> None:
     assert contextvars.copy_context().run(parent) is False
 
 
-def hand_over(func: Callable[[], Any], tell_source: bool = True) -> Any:
+def hand_over(func: Callable[[], Any], source: str = "thread_id") -> Any:
     """
     Run ``func`` in another thread the way the bridge does, and return its result.
 
     The callee runs in a copy of this context, adopted by its thread; its changes are
     copied back here afterwards.
 
-    :param tell_source: pass this thread's ident to adopt(), as the bridge should
+    :param source: what the callee tells adopt() about this thread: its ``thread_id``,
+        its ``ident``, or ``none``
     """
     context = contextvars.copy_context()
-    source = threading.get_ident() if tell_source else None
+    caller: _context.ThreadId | int | None = None
+    if source == "thread_id":
+        caller = _context.thread_id()
+    elif source == "ident":
+        caller = threading.get_ident()
 
     def callee() -> Any:
-        _context.adopt(source)
+        _context.adopt(caller)
         return func()
 
     try:
@@ -360,9 +366,10 @@ def hand_over(func: Callable[[], Any], tell_source: bool = True) -> Any:
         _context.copy_back(context)
 
 
-@pytest.mark.parametrize("tell_source", [True, False], ids=["source", "no-source"])
+@pytest.mark.parametrize("source", ["thread_id", "ident", "none"])
+@pytest.mark.usefixtures("tagging")
 def test_hand_over_shows_the_callers_values_and_brings_changes_back(
-    tell_source: bool,
+    source: str,
 ) -> None:
     local = Local()
 
@@ -376,10 +383,10 @@ def test_hand_over_shows_the_callers_values_and_brings_changes_back(
             local.added = "callee"
             return seen, local.kept
 
-        assert hand_over(callee, tell_source) == ("caller", "caller")
+        assert hand_over(callee, source) == ("caller", "caller")
         assert (local.value, local.kept, local.added) == ("callee", "caller", "callee")
         # A second hand-over sees the first callee's values through the caller.
-        assert hand_over(lambda: (local.added, local.kept), tell_source) == (
+        assert hand_over(lambda: (local.added, local.kept), source) == (
             "callee",
             "caller",
         )
@@ -460,6 +467,66 @@ def test_nested_hand_overs_keep_what_each_caller_saw() -> None:
     contextvars.copy_context().run(body)
 
 
+@pytest.mark.parametrize("source", ["thread_id", "ident"])
+def test_caller_thread_without_values_hands_over_nothing_foreign(source: str) -> None:
+    """Test a hand-over from a thread that never stored a value (no ThreadId yet)."""
+    local = Local()
+
+    def body() -> None:
+        local.parents = "parent"
+
+        def fresh_inheriting_thread() -> bool:
+            return bool(hand_over(lambda: hasattr(local, "parents"), source))
+
+        assert in_new_thread(fresh_inheriting_thread, inherit=True) is False
+
+    contextvars.copy_context().run(body)
+
+
+def test_value_of_a_finished_thread_stays_hidden_from_a_thread_reusing_its_ident() -> (
+    None
+):
+    """Test that thread idents, reused as soon as a thread exits, do not open values."""
+    local = Local()
+
+    def body() -> None:
+        def callee() -> int:
+            local.from_finished = "finished thread"
+            return threading.get_ident()
+
+        finished_ident = hand_over(callee)  # its value now lives in this context
+        assert local.from_finished == "finished thread"
+        for _ in range(20):  # new threads soon get the finished thread's ident
+            ident, seen = in_new_thread(
+                lambda: (threading.get_ident(), hasattr(local, "from_finished")),
+                inherit=True,
+            )
+            assert seen is False
+            if ident == finished_ident:
+                break
+
+    contextvars.copy_context().run(body)
+
+
+def test_thread_id_is_per_thread_and_outlives_its_thread() -> None:
+    me = _context.thread_id()
+    assert _context.thread_id() is me
+    assert me.ident == threading.get_ident()
+    assert "alive" in repr(me)
+    other = in_new_thread(_context.thread_id)
+    assert other is not me
+    assert "finished" in repr(other)
+    # A finished thread's ident no longer names it, even before the ident is reused.
+    context = contextvars.copy_context()
+
+    def adopted_from_finished_ident() -> object:
+        _context.adopt(other.ident)
+        return _context.home_thread.get()
+
+    _, trusted = in_new_thread(lambda: context.run(adopted_from_finished_ident))
+    assert trusted == frozenset()
+
+
 def test_without_tagging_a_copied_context_shows_its_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -471,6 +538,7 @@ def test_without_tagging_a_copied_context_shows_its_values(
 
 
 @both_kinds
+@pytest.mark.usefixtures("tagging")
 def test_fifty_threads_hammering_one_local_keep_their_values(critical: bool) -> None:
     local = Local(thread_critical=critical)
     local.shared = "main"
@@ -506,7 +574,7 @@ def test_fifty_threads_hammering_one_local_keep_their_values(critical: bool) -> 
 
 
 @both_kinds
-@pytest.mark.usefixtures("no_gc")
+@pytest.mark.usefixtures("no_gc", "tagging")
 def test_value_is_freed_without_gc_when_the_local_goes_away(critical: bool) -> None:
     local = Local(thread_critical=critical)
     value = Thing()
