@@ -30,6 +30,7 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python examples/bridge_demo.py
+	$(BIN)/python examples/wsgi_demo.py
 
 # Benchmarks (issue 8): one process compares us with asgiref, a2wsgi and raw anyio; see benchmarks/README.md.
 bench: $(STAMP)

@@ -12,7 +12,7 @@ __all__ = ("WsgiToAsgi", "WsgiToAsgiInstance")
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -22,6 +22,9 @@ from ._wsgi_exchange import Exchange
 from ._wsgi_input import WsgiInput
 from ._wsgi_response import Responder
 from ._wsgi_wakeup import current_waker
+
+if TYPE_CHECKING:
+    from .typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
 _Message = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[_Message]]
@@ -104,7 +107,7 @@ class WsgiToAsgi:
         self.max_buffer = max_buffer
 
     async def __call__(
-        self, scope: MutableMapping[str, Any], receive: _Receive, send: _Send
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         """
         Handle one ASGI connection.
@@ -143,7 +146,7 @@ class WsgiToAsgiInstance:
         self.scope: MutableMapping[str, Any] | None = None
 
     async def __call__(
-        self, scope: MutableMapping[str, Any], receive: _Receive, send: _Send
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         """
         Serve the connection described by ``scope`` to its end.
@@ -154,14 +157,18 @@ class WsgiToAsgiInstance:
             raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError (SPEC)
                 f"ASGI scope must be a mapping, got {type(scope).__name__}"
             )
-        kind = scope.get("type")
-        self.scope = scope
+        # Messages are checked at run time; past this point they are plain mappings.
+        loose_scope = cast("MutableMapping[str, Any]", scope)
+        loose_receive = cast("_Receive", receive)
+        loose_send = cast("_Send", send)
+        kind = loose_scope.get("type")
+        self.scope = loose_scope
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._http(loose_scope, loose_receive, loose_send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(loose_receive, loose_send)
         elif kind == "websocket":
-            await _websocket(receive, send)
+            await _websocket(loose_receive, loose_send)
         else:
             raise ValueError(
                 f"WsgiToAsgi serves 'http' scopes (and answers 'lifespan' and 'websocket'), "

@@ -278,8 +278,9 @@ async def test_send_raising_oserror_stops_and_closes_the_iterable() -> None:
             raise ConnectionResetError("peer went away")
         sent.append(dict(message))
 
+    adapter: Any = WsgiToAsgi(app)  # the fake server's callables are untyped dicts
     with anyio.fail_after(5):
-        await WsgiToAsgi(app)(http_scope(), receive, send)
+        await adapter(http_scope(), receive, send)
     assert closed.is_set()
     assert len(sent) == 3
 
