@@ -283,6 +283,26 @@ async def test_deleting_in_the_parent_leaves_a_running_child_value() -> None:
     assert not hasattr(local, "value")
 
 
+async def test_thread_critical_value_is_per_task_in_a_task_group() -> None:
+    local = Local(thread_critical=True)
+    local.conn = "parent's"
+    seen: list[tuple[bool, str]] = []
+
+    async def child() -> None:
+        found = hasattr(local, "conn")
+        local.conn = "child's"
+        await anyio.lowlevel.checkpoint()
+        seen.append((found, local.conn))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+        tg.start_soon(child)
+    assert seen == [(False, "child's")] * 2
+    assert local.conn == "parent's"
+    del local.conn
+    assert not hasattr(local, "conn")
+
+
 # --- plain threads ----------------------------------------------------------------------
 
 
