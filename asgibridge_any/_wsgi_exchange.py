@@ -19,10 +19,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.from_thread
+
+from ._wsgi_wakeup import run_as_library
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -42,8 +44,8 @@ class Exchange:
     """
     Hold one request's body buffer and response queue, shared by its thread and loop.
 
-    Methods whose name starts with ``thread_`` run in the worker thread; ``start_tasks``
-    runs on the loop through :func:`anyio.from_thread.run_sync`; the rest run on the loop.
+    Methods whose name starts with ``thread_`` run in the worker thread; the rest run on
+    the loop.
     """
 
     def __init__(
@@ -51,13 +53,13 @@ class Exchange:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
         task_group: TaskGroup,
-        wake: Waker,
+        loop: tuple[str, Waker],
         limit: int,
     ) -> None:
         self._receive = receive
         self._send = send
         self._task_group = task_group
-        self._wake = wake
+        self._library, self._wake = loop
         self._limit = limit
         self._cond = threading.Condition(threading.Lock())
         self.reader_scope = anyio.CancelScope()
@@ -83,13 +85,13 @@ class Exchange:
     # -- worker thread side -------------------------------------------------------------
 
     def thread_start_tasks(self, *, reader: bool, sender: bool) -> None:
-        """Start the loop-side reader and/or sender if not yet running (one round trip)."""
+        """Have the loop start the reader and/or sender if not yet running; do not wait."""
         reader = reader and not self.reader_started
         sender = sender and not self.sender_started
         if reader or sender:
             self.reader_started |= reader
             self.sender_started |= sender
-            anyio.from_thread.run_sync(self._start_tasks, reader, sender)
+            self._wake(partial(self._start_tasks, reader, sender))
 
     def thread_take(self) -> bytes:
         """
@@ -148,10 +150,18 @@ class Exchange:
     # -- event loop side ----------------------------------------------------------------
 
     def _start_tasks(self, reader: bool, sender: bool) -> None:
-        if reader:
-            self._task_group.start_soon(self._reader)
-        if sender:
-            self._task_group.start_soon(self._sender)
+        # A loop callback (see thread_start_tasks): it must not raise, so a failure to
+        # start becomes an abort that the thread and the request coroutine see.
+        def start() -> None:
+            if reader:
+                self._task_group.start_soon(self._reader)
+            if sender:
+                self._task_group.start_soon(self._sender)
+
+        try:
+            run_as_library(self._library, start)
+        except BaseException as exc:
+            self.abort(exc)
 
     def abort(self, error: BaseException | None = None) -> None:
         """Stop the exchange: wake the thread, which then raises :class:`ClientDisconnected`."""

@@ -16,26 +16,43 @@ import sniffio
 Waker = Callable[[Callable[[], object]], object]
 
 
-def current_waker() -> Waker:
+def current_waker() -> tuple[str, Waker]:
     """
-    Return a thread-safe function that schedules callbacks on the running event loop.
+    Return the running async library and a thread-safe way to run callbacks on its loop.
 
     Call it on the loop thread; the returned function may then be called from any thread.
     The callbacks must not raise: on trio an exception in one would crash the run.
 
-    :returns: a function taking one no-argument callback
+    :returns: ``"asyncio"`` or ``"trio"``, and a function taking one no-argument callback
     :raises RuntimeError: if the running async library is neither asyncio nor trio
     """
     library = sniffio.current_async_library()
     if library == "asyncio":
         import asyncio
 
-        return asyncio.get_running_loop().call_soon_threadsafe
+        return library, asyncio.get_running_loop().call_soon_threadsafe
     if library == "trio":
         import trio
 
-        return trio.lowlevel.current_trio_token().run_sync_soon
+        return library, trio.lowlevel.current_trio_token().run_sync_soon
     raise RuntimeError(
         f"WsgiToAsgi runs under asyncio or trio, not {library!r}; "
         "serve the application from an asyncio or trio server"
     )
+
+
+def run_as_library(library: str, callback: Callable[[], object]) -> None:
+    """
+    Run ``callback`` in a loop callback as if it ran in a task of ``library``.
+
+    A callback scheduled by a :data:`Waker` runs outside any task, where sniffio (and so
+    anyio) cannot tell which library runs the loop; sniffio's context variable says it.
+
+    :param library: what :func:`current_waker` returned
+    :param callback: the function to run, typically one that starts anyio tasks
+    """
+    token = sniffio.current_async_library_cvar.set(library)
+    try:
+        callback()
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
