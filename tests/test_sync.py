@@ -449,3 +449,18 @@ def test_sync_to_async_rejects_what_it_cannot_run() -> None:
         sync_to_async(print, thread_sensitive=True, executor=executor)
     with pytest.raises(TypeError, match="limiter"):
         sync_to_async(print, limiter=anyio.CapacityLimiter(1))
+
+
+def test_markcoroutinefunction_marks_a_sync_function_returning_a_coroutine() -> None:
+    from asgibridge_any.sync import markcoroutinefunction
+
+    async def real() -> int:
+        return 1
+
+    def factory() -> object:
+        return real()
+
+    assert not iscoroutinefunction(factory)
+    assert markcoroutinefunction(factory) is factory
+    assert iscoroutinefunction(factory)
+    assert async_to_sync(factory)() == 1  # type: ignore[arg-type]

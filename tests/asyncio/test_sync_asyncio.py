@@ -129,3 +129,35 @@ def test_async_to_sync_in_a_forked_child_does_not_use_the_parent_loop() -> None:
         return await sync_to_async(fork_and_wait)()
 
     assert asyncio.run(parent()) == 42
+
+
+def test_async_to_sync_falls_back_to_a_new_loop_when_the_origin_stopped() -> None:
+    """Test that a thread whose loop stopped meanwhile gets a fresh loop, not a hang."""
+    release = threading.Event()
+    results: list[object] = []
+    finished = threading.Event()
+
+    async def where() -> object:
+        return asyncio.get_running_loop()
+
+    def outlives_its_loop() -> None:
+        release.wait(10)
+        results.append(async_to_sync(where)())
+        finished.set()
+
+    loop = asyncio.new_event_loop()
+
+    async def start() -> asyncio.Task[None]:
+        return asyncio.create_task(sync_to_async(outlives_its_loop)())
+
+    try:
+        task = loop.run_until_complete(start())
+        assert not loop.is_running()
+        release.set()
+        assert finished.wait(10)
+        assert results
+        assert results[0] is not loop
+        # Let the bridge deliver the finished call so nothing is left pending.
+        loop.run_until_complete(task)
+    finally:
+        loop.close()
