@@ -180,13 +180,17 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]  # Local(thread_critica
         _object_setattr(self, "_data", None)
 
     # In a sync thread the values are the threading.local's own per-thread dict; only
-    # a thread running an asyncio or trio loop pays for the per-task lookup.
+    # a thread running an asyncio or trio loop pays for the per-task lookup. (trio
+    # names itself in sniffio's thread-local; reading its __dict__ is the fast way.)
 
     def __getattribute__(self, name: str) -> Any:
         storage = _data_of(self)
         if storage is not None:
             values: dict[str, Any] = storage.__dict__
-            if _get_running_loop() is not None or _sniffio_thread.name == "trio":
+            if (
+                _get_running_loop() is not None
+                or _sniffio_thread.__dict__.get("name") == "trio"
+            ):
                 values = task_values(values, create=False)
             try:
                 return values[name]
@@ -199,7 +203,10 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]  # Local(thread_critica
         if storage is None:
             storage = _new_thread_storage(self)
         values: dict[str, Any] = storage.__dict__
-        if _get_running_loop() is not None or _sniffio_thread.name == "trio":
+        if (
+            _get_running_loop() is not None
+            or _sniffio_thread.__dict__.get("name") == "trio"
+        ):
             values = task_values(values, create=True)
         if name not in values:
             refuse_name(self, name)
@@ -209,7 +216,10 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]  # Local(thread_critica
         storage = _data_of(self)
         if storage is not None:
             values: dict[str, Any] = storage.__dict__
-            if _get_running_loop() is not None or _sniffio_thread.name == "trio":
+            if (
+                _get_running_loop() is not None
+                or _sniffio_thread.__dict__.get("name") == "trio"
+            ):
                 values = task_values(values, create=False)
             if name in values:
                 del values[name]
