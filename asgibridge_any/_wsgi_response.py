@@ -227,9 +227,12 @@ class Responder:
 
     def _go_streaming(self) -> None:
         if self._streaming:
+            # A response of more than one flush may run long: have the reader listen for
+            # a client that disconnects.  (A one-chunk stream never pays for the task.)
+            if not self._exchange.reader_started:
+                self._exchange.thread_start_tasks(reader=True, sender=False)
             return
-        # The reader comes along to notice a client that disconnects mid-response.
-        self._exchange.thread_start_tasks(reader=True, sender=True)
+        self._exchange.thread_start_tasks(reader=False, sender=True)
         self._streaming = True
         held, self._local = self._local, []
         for message in held:
