@@ -46,7 +46,10 @@ class Local:
     shared both ways with async code the thread runs through
     :func:`~asgibridge_any.sync.async_to_sync`. A new thread never sees another
     thread's values, also when Python 3.14 starts threads in a copy of their parent's
-    context. Deleting an attribute in one context leaves it set in every other.
+    context. Only the bridge carries values to another thread: ``asyncio.to_thread``
+    and ``anyio.to_thread.run_sync`` copy the context too, but there the values stay
+    hidden, as with asgiref 3.13. Deleting an attribute in one context leaves it set
+    in every other.
 
     With ``thread_critical=True`` the attributes are strictly per thread, and per task in
     a thread that runs an asyncio or trio event loop; they never pass through the
