@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from asgibridge_any import _context
@@ -301,6 +302,20 @@ async def test_thread_critical_value_is_per_task_in_a_task_group() -> None:
     assert local.conn == "parent's"
     del local.conn
     assert not hasattr(local, "conn")
+
+
+async def test_anyio_to_thread_worker_does_not_see_loop_values() -> None:
+    """Test that a context copied to a thread without the bridge hides the values."""
+    local = Local()
+    local.value = "loop"
+
+    def worker() -> bool:
+        found = hasattr(local, "value")
+        local.value = "worker"
+        return found
+
+    assert await anyio.to_thread.run_sync(worker) is False
+    assert local.value == "loop"
 
 
 # --- plain threads ----------------------------------------------------------------------
