@@ -5,6 +5,7 @@ import asyncio
 import functools
 import os
 import weakref
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._base import LoopHandle
@@ -50,6 +51,8 @@ class AsyncioHandle(LoopHandle):
         self.pid = os.getpid()
         self._call_soon_threadsafe = loop.call_soon_threadsafe
         self._limiter: anyio.CapacityLimiter | None = None
+        self._finished: deque[ThreadCall] = deque()
+        self._drain_pending = False
 
     def default_limiter(self) -> anyio.CapacityLimiter:
         limiter = self._limiter
@@ -95,11 +98,28 @@ class AsyncioHandle(LoopHandle):
         return call.ok and call.inner_cancel is not None
 
     def wake(self, call: ThreadCall) -> None:
-        try:
-            self._call_soon_threadsafe(_set_done, call)
-        except RuntimeError:
-            # The loop is closed: nobody is left to wake.
-            pass
+        # Under load many threads finish at once: queue the call and wake the loop
+        # only if no wake-up is pending already, so one pass settles them all.
+        self._finished.append(call)
+        if not self._drain_pending:
+            self._drain_pending = True
+            try:
+                self._call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                # The loop is closed: nobody is left to wake.
+                pass
+
+    def _drain(self) -> None:
+        # Cleared before draining: a call queued after this line schedules a new
+        # drain, one queued before it is settled by this one.
+        self._drain_pending = False
+        popleft = self._finished.popleft
+        while True:
+            try:
+                call = popleft()
+            except IndexError:
+                return
+            _set_done(call)
 
     def start_coroutine(
         self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None

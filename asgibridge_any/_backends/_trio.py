@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -48,6 +49,8 @@ class TrioHandle(LoopHandle):
         self.pid = os.getpid()
         self._run_sync_soon = token.run_sync_soon
         self._limiter: anyio.CapacityLimiter | None = None
+        self._finished: deque[ThreadCall] = deque()
+        self._drain_pending = False
 
     def default_limiter(self) -> anyio.CapacityLimiter:
         limiter = self._limiter
@@ -78,10 +81,24 @@ class TrioHandle(LoopHandle):
         return call.outcome()
 
     def wake(self, call: ThreadCall) -> None:
-        try:
-            self._run_sync_soon(_reschedule, call.waiter)
-        except trio.RunFinishedError:
-            pass
+        # As on asyncio: one wake-up of the run settles every call finished by then.
+        self._finished.append(call)
+        if not self._drain_pending:
+            self._drain_pending = True
+            try:
+                self._run_sync_soon(self._drain)
+            except trio.RunFinishedError:
+                pass
+
+    def _drain(self) -> None:
+        self._drain_pending = False
+        popleft = self._finished.popleft
+        while True:
+            try:
+                call = popleft()
+            except IndexError:
+                return
+            _reschedule(call.waiter)
 
     def start_coroutine(
         self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None
