@@ -2,7 +2,7 @@
 # adapter, served by hypercorn on 127.0.0.1 with an asyncio or trio worker. A separate
 # process keeps the load client's CPU use out of the server's interpreter (and its GIL).
 #
-#   python -m benchmarks._e2e_server --impl ours|asgiref|a2wsgi --worker asyncio|trio --port N
+#   python -m benchmarks._e2e_server --impl ours|asgiref|a2wsgi|hypercorn --worker asyncio|trio --port N
 #
 # Exits with status 3 after printing "NA <reason>" when the adapter cannot be imported.
 from __future__ import annotations
@@ -15,6 +15,8 @@ import sys
 from typing import Any
 
 _ADAPTERS = {
+    # hypercorn's own WSGI support (mode="wsgi"): the one peer that also runs on trio
+    "hypercorn": ("hypercorn", "Config"),
     "ours": ("asgibridge_any.wsgi", "WsgiToAsgi"),
     "asgiref": ("asgiref.wsgi", "WsgiToAsgi"),
     "a2wsgi": ("a2wsgi", "WSGIMiddleware"),
@@ -51,7 +53,6 @@ def main() -> None:
     args = parser.parse_args()
 
     adapter = _adapter(args.impl)
-    asgi_app = adapter(_flask_app())
 
     from hypercorn.config import Config
 
@@ -63,15 +64,47 @@ def main() -> None:
     config.keep_alive_max_requests = 10**9
     config.backlog = 256
 
-    if args.worker == "asyncio":
-        from hypercorn.asyncio import serve as serve_asyncio
+    if args.impl == "hypercorn":
+        app = _hypercorn_wsgi(_flask_app(), config.wsgi_max_body_size)
+    else:
+        from hypercorn.app_wrappers import ASGIWrapper
 
-        asyncio.run(serve_asyncio(asgi_app, config, mode="asgi"))
+        app = ASGIWrapper(adapter(_flask_app()))
+
+    if args.worker == "asyncio":
+        from hypercorn.asyncio.run import worker_serve as serve_asyncio
+
+        asyncio.run(serve_asyncio(app, config))
     else:
         import trio
-        from hypercorn.trio import serve as serve_trio
+        from hypercorn.trio.run import worker_serve as serve_trio
 
-        trio.run(functools.partial(serve_trio, asgi_app, config, mode="asgi"))
+        trio.run(functools.partial(serve_trio, app, config))
+
+
+def _hypercorn_wsgi(flask_app: Any, max_body_size: int) -> Any:
+    # hypercorn's own WSGI wrapper returns at once on the lifespan scope, and its trio
+    # worker (0.18) then fails at startup with ClosedResourceError; answering the two
+    # lifespan events makes it start on both workers without changing how HTTP is served.
+    from hypercorn.app_wrappers import WSGIWrapper
+
+    class Wrapper(WSGIWrapper):
+        async def __call__(
+            self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any
+        ) -> None:
+            if scope["type"] != "lifespan":
+                return await super().__call__(
+                    scope, receive, send, sync_spawn, call_soon
+                )
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    return Wrapper(flask_app, max_body_size)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:,.0f}"
 
 
+def _width(column: str) -> int:
+    return max(14, len(column) + 5)
+
+
 def _columns(case: Case) -> list[str]:
     return list(case.refs)
 
@@ -38,7 +42,7 @@ def table(case: Case, rounds: int) -> str:
     ]
     cols = _columns(case)
     head = f"  {'implementation':<24}{'median':>12}" + "".join(
-        f"{'x ' + c:>14}" for c in cols
+        f"{'x ' + c:>{_width(c)}}" for c in cols
     )
     lines.append(head + "   goal")
     for row in case.rows:
@@ -52,7 +56,8 @@ def table(case: Case, rounds: int) -> str:
         cells = []
         for col in cols:
             ratio = case.ratio(row, col)
-            cells.append(f"{ratio:>14.2f}" if ratio is not None else f"{'':>14}")
+            width = _width(col)
+            cells.append(f"{ratio:>{width}.2f}" if ratio is not None else " " * width)
         goals = []
         for goal in case.goals:
             if goal.row == row.label:

@@ -25,6 +25,9 @@ _START_TIMEOUT = 30.0
 _SERVERS = (
     ("asgiref", "asyncio"),
     ("a2wsgi", "asyncio"),
+    # hypercorn's own WSGI support: the one peer that also runs on the trio worker
+    ("hypercorn", "asyncio"),
+    ("hypercorn", "trio"),
     ("ours", "asyncio"),
     ("ours", "trio"),
 )
@@ -243,6 +246,10 @@ def build(settings: Settings, results_dir: Path) -> Case:
         refs={
             "asgiref": {"*": ("asgiref (asyncio)",)},
             "a2wsgi": {"*": ("a2wsgi (asyncio)",)},
+            "hypercorn wsgi": {
+                "asyncio": ("hypercorn (asyncio)",),
+                "trio": ("hypercorn (trio)",),
+            },
         },
         goals=[
             Goal("ours (asyncio)", "asgiref", ">=", 1.5),
