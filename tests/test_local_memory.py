@@ -1,0 +1,189 @@
+"""Tests that Local frees what it stores by reference counting, and stays small."""
+
+from __future__ import annotations
+
+import contextvars
+import gc
+import threading
+import tracemalloc
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from asgibridge_any import _context
+from asgibridge_any.local import Local
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+class Thing:
+    """A value that can be weakly referenced, to watch when it is freed."""
+
+
+def in_new_thread(func: Callable[[], Any], inherit: bool = False) -> Any:
+    """
+    Run ``func`` in a new thread and return its result (or raise its exception).
+
+    :param inherit: start the thread in a copy of this thread's context, as Python
+        3.14 does with ``thread_inherit_context``
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, func()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    target = contextvars.copy_context().run if inherit else None
+    thread = (
+        threading.Thread(target=target, args=(run,))
+        if target
+        else threading.Thread(target=run)
+    )
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """Switch the cyclic collector off, so only reference counting frees objects."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.fixture(params=[True, False], ids=["tagged", "untagged"])
+def tagging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test with values tagged by thread (the default) and without."""
+    monkeypatch.setattr(_context, "TAG_THREADS", request.param)
+    return bool(request.param)
+
+
+both_kinds = pytest.mark.parametrize(
+    "critical", [False, True], ids=["default", "critical"]
+)
+
+
+# --- memory: freed by reference counting -----------------------------------------------
+
+
+@both_kinds
+@pytest.mark.usefixtures("no_gc", "tagging")
+def test_value_is_freed_without_gc_when_the_local_goes_away(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    value = Thing()
+    ref = weakref.ref(value)
+    local.value = value
+    local.again = value
+    del value
+    assert ref() is not None
+    del local
+    assert ref() is None
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_value_held_by_another_living_context_is_freed_with_the_local() -> None:
+    local = Local()
+    value = Thing()
+    ref = weakref.ref(value)
+    local.value = value
+    del value
+    kept = contextvars.copy_context()  # e.g. a task still running elsewhere
+    del local
+    assert ref() is None
+    assert len(list(kept.items())) > 0  # the context lives on, without the value
+
+
+@both_kinds
+@pytest.mark.usefixtures("no_gc")
+def test_value_stored_in_a_finished_thread_is_freed_with_it(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    refs: list[weakref.ref[Thing]] = []
+
+    def store() -> None:
+        value = Thing()
+        refs.append(weakref.ref(value))
+        local.value = value
+
+    in_new_thread(store)
+    assert refs[0]() is None
+    assert not hasattr(local, "value")
+
+
+@both_kinds
+@pytest.mark.usefixtures("no_gc")
+def test_overwritten_and_deleted_values_are_freed(critical: bool) -> None:
+    local = Local(thread_critical=critical)
+    first, second = Thing(), Thing()
+    first_ref, second_ref = weakref.ref(first), weakref.ref(second)
+    local.value = first
+    local.value = second
+    del first, second
+    assert first_ref() is None
+    del local.value
+    assert second_ref() is None
+
+
+@both_kinds
+def test_using_a_local_creates_no_reference_cycles(critical: bool) -> None:
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        local = Local(thread_critical=critical)
+        local.value = Thing()
+        local.value = Thing()
+        assert isinstance(local.value, Thing)
+        del local.value
+        local.other = [1, 2]
+        with pytest.raises(AttributeError):
+            local.missing  # noqa: B018
+
+        def store_in_thread(local: Local = local) -> None:
+            local.value = Thing()
+
+        in_new_thread(store_in_thread)
+        del local, store_in_thread
+        gc.collect()
+        assert gc.garbage == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def test_local_in_a_cycle_is_collected_with_its_values() -> None:
+    local = Local()
+    value = Thing()
+    ref = weakref.ref(value)
+    cycle: list[Any] = [local]
+    cycle.append(cycle)
+    local.value = value
+    del value, local, cycle
+    gc.collect()
+    assert ref() is None
+
+
+@both_kinds
+def test_an_empty_local_costs_a_few_hundred_bytes_at_most(critical: bool) -> None:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        locals_ = [Local(thread_critical=critical) for _ in range(200)]
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(locals_) == 200
+    assert used / 200 < 300
