@@ -18,7 +18,8 @@ version = release = __version__
 extensions = [
     "sphinx.ext.autodoc",
     "markdown_changelog",  # docs/_ext: renders CHANGELOG.md without a Markdown parser
-    "public_names",  # docs/_ext: links bare names such as ASGI3Application
+    "public_names",
+    "bench_results",  # docs/_ext: the published benchmark chart and tables  # docs/_ext: links bare names such as ASGI3Application
 ]
 
 # The build must work offline: no intersphinx. References to other projects' names
@@ -33,11 +34,12 @@ nitpick_ignore_regex = [
     ),
     (r"py:.*", r"(asyncio|threading|time|weakref)(\..*)?"),
     # Standard library classes that annotations name without their module.
-    (r"py:class", r"Context|Executor|Future"),
+    (r"py:class", r"Context|ContextVar|Executor|Future"),
     # Type variables (_P, _R, T, ...) and private helpers (asgibridge_any._threads.Lane,
     # testing._Stopping): deliberately not part of the reference.
     (r"py:.*", r"(asgibridge_any\.[\w.]*\.)?_?[A-Z](\.args|\.kwargs)?"),
     (r"py:.*", r"asgibridge_any\.(\w+\.)*_\w+(\.\w+)*"),
+    (r"py:.*", r"_\w+(\.\w+)*"),
 ]
 nitpick_ignore = [
     # Private to asgibridge_any._server_queue; ApplicationQueue.end() mentions it.

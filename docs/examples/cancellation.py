@@ -1,0 +1,88 @@
+"""Cancelling a bridged call: the thread finishes first, then the cancellation goes on."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import sniffio
+
+from asgibridge_any.sync import async_to_sync, sync_to_async
+
+
+async def cancel_while_the_function_runs() -> None:
+    started, release = threading.Event(), threading.Event()
+    log: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+        log.append("function finished")
+
+    async def caller() -> None:
+        try:
+            await sync_to_async(slow)()
+        except anyio.get_cancelled_exc_class():
+            log.append("caller cancelled")
+            raise
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        await anyio.to_thread.run_sync(started.wait, 5)
+        tg.cancel_scope.cancel()
+        log.append("cancel requested")
+        release.set()
+    print("  " + " -> ".join(log))
+
+
+async def timeout_while_the_function_runs() -> None:
+    log: list[str] = []
+
+    def slow() -> None:
+        threading.Event().wait(0.2)  # blocks 0.2 s, well past the deadline
+        log.append("function finished")
+
+    with anyio.move_on_after(0.05) as scope:
+        await sync_to_async(slow)()
+    log.append(f"timed out: {scope.cancelled_caught}")
+    print("  " + " -> ".join(log))
+
+
+async def cancel_a_whole_chain() -> None:
+    # task -> sync_to_async(middle) -> async_to_sync(inner): cancelling the task
+    # cancels inner, so middle returns promptly and the cancellation reaches the task.
+    inner_started = anyio.Event()
+    log: list[str] = []
+
+    async def inner() -> None:
+        inner_started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            log.append("inner cancelled")
+            raise
+
+    def middle() -> None:
+        try:
+            async_to_sync(inner)()
+        except BaseException as exc:
+            log.append(f"middle got {type(exc).__name__}")
+            raise
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sync_to_async(middle))
+        await inner_started.wait()
+        tg.cancel_scope.cancel()
+    log.append("task group done")
+    print("  " + " -> ".join(log))
+
+
+async def main() -> None:
+    print("under", sniffio.current_async_library())
+    await cancel_while_the_function_runs()
+    await timeout_while_the_function_runs()
+    await cancel_a_whole_chain()
+
+
+anyio.run(main, backend="asyncio")
+anyio.run(main, backend="trio")
