@@ -68,12 +68,15 @@ def _new_thread_id() -> ThreadId:
     me = ThreadId()
     me.ident = ident = _get_ident()
     alive = this_thread.alive = _Alive()
+    # The callback refers to the registry itself (module globals may be gone when the
+    # main thread's dict is cleared at shutdown) and to the ident only: a reference to
+    # ``me`` would make a cycle.
+    registry = _by_ident
 
     def finished(marker: weakref.ref[_Alive]) -> None:
-        # Refers to the ident only: a reference to ``me`` would make a cycle.
-        current = _by_ident.get(ident)
+        current = registry.get(ident)
         if current is not None and current._alive is marker:
-            del _by_ident[ident]
+            del registry[ident]
 
     me._alive = weakref.ref(alive, finished)
     this_thread.id = _by_ident[ident] = me
