@@ -240,9 +240,14 @@ class Responder:
             self._exchange.thread_push(message, len(body))
 
     def _failed(self, exc: BaseException) -> Outcome:
-        if self._exchange.aborted and isinstance(exc, ClientDisconnected):
-            # The client is gone: nobody to answer and nothing wrong with the app.
-            return Outcome([])
+        if self._exchange.aborted:
+            # The client is gone (or the request was cancelled): nobody to answer, and the
+            # error is most likely the app noticing.  Not worth an error log.
+            if not isinstance(exc, ClientDisconnected) and isinstance(exc, Exception):
+                logger.debug(
+                    "WSGI application raised after its client left", exc_info=exc
+                )
+            return Outcome([]) if isinstance(exc, Exception) else Outcome([], exc)
         if self._streaming:
             # Part of the response is out: only an aborted connection can tell the client.
             return Outcome([], exc)

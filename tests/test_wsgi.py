@@ -6,6 +6,7 @@ tests/test_wsgi_*.py modules import them.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -289,9 +290,9 @@ async def test_duplicate_header_limit_none_disables_the_limit() -> None:
     assert messages[0]["status"] == 200
 
 
-async def test_app_raising_before_start_response_gets_500_and_next_request_works() -> (
-    None
-):
+async def test_app_raising_before_start_response_gets_500_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ["PATH_INFO"] == "/boom":
             raise RuntimeError("boom")
@@ -301,6 +302,9 @@ async def test_app_raising_before_start_response_gets_500_and_next_request_works
     messages = await call(adapter, http_scope(path="/boom"))
     assert messages[0]["status"] == 500
     assert messages[1]["body"] == b"Internal Server Error"
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [str(r.exc_info[1]) for r in errors if r.exc_info] == ["boom"]
+    # The adapter keeps serving.
     assert (await call(adapter))[0]["status"] == 200
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -249,3 +250,23 @@ async def test_unread_body_does_not_block_the_response() -> None:
         WsgiToAsgi(reading_app(lambda f: None, [])), POST_CHUNKED, b"ignored"
     )
     assert messages[0]["status"] == 200
+
+
+async def test_app_error_after_the_client_left_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except OSError:
+            raise RuntimeError("upload incomplete") from None
+        raise AssertionError("the body cannot be complete")
+
+    async with drive(WsgiToAsgi(app), POST_CHUNKED) as driver:
+        await driver.feed(
+            {"type": "http.request", "body": b"partial", "more_body": True}
+        )
+        await driver.feed({"type": "http.disconnect"})
+        assert await driver.outputs() == []
+    await driver.finished()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
