@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,12 +36,19 @@ def no_stray_threads() -> Iterator[None]:
     """Fail a test that leaves a thread running that is neither idle in a pool nor done."""
     before = set(threading.enumerate())
     yield
+    # A thread finishing its last instructions, or a pool thread on its way back to
+    # its queue, gets a moment (polled, so an idle pool thread costs no wait).
+    deadline = time.monotonic() + 10
     stray = []
     for thread in threading.enumerate():
-        if thread in before or _is_idle_pool_thread(thread):
+        if thread in before:
             continue
-        # A thread that is finishing its last instructions gets a moment to exit.
-        thread.join(timeout=10)
+        while (
+            thread.is_alive()
+            and not _is_idle_pool_thread(thread)
+            and time.monotonic() < deadline
+        ):
+            thread.join(0.01)
         if thread.is_alive() and not _is_idle_pool_thread(thread):
             stray.append(thread)
     assert not stray, f"test left threads running: {stray!r}"
