@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 def _number(value: object, unit: str) -> str:
     if not isinstance(value, int | float):
         return ""
+    if unit == "x":
+        return f"{value:.2f}"
     if unit.endswith("/s"):
         return f"{value:,.0f}"
     if value >= 100:
