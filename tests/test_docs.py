@@ -9,7 +9,10 @@ pytest modules and must pass. The README's Python example runs as well.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
+import pkgutil
 import queue
 import re
 import shlex
@@ -144,3 +147,35 @@ def _stop(server: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(TIMEOUT)
+
+
+def _public_modules() -> list[str]:
+    import asgibridge_any
+
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(asgibridge_any.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+@pytest.mark.parametrize("module", _public_modules())
+def test_every_public_name_is_in_the_reference(module: str) -> None:
+    page = ROOT / "docs" / "api" / f"{module}.rst"
+    assert page.exists(), f"add docs/api/{module}.rst and list it in docs/api/index.rst"
+    text = page.read_text(encoding="utf-8")
+    assert f".. automodule:: asgibridge_any.{module}" in text
+    assert re.search(
+        rf"^   {module}$", (page.parent / "index.rst").read_text(), re.MULTILINE
+    )
+    namespace = importlib.import_module(f"asgibridge_any.{module}")
+    for name in namespace.__all__:
+        obj = getattr(namespace, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            # autodoc shows documented members; a class's own docstring, not type's.
+            assert obj.__dict__.get("__doc__") or (
+                inspect.isfunction(obj) and obj.__doc__
+            ), f"{module}.{name} has no docstring"
+        else:
+            # Type aliases carry no docstring: the page describes them itself.
+            assert f".. py:data:: {name}\n" in text, f"{module}.{name} is not described"
