@@ -404,3 +404,22 @@ async def test_instance_serves_one_connection() -> None:
     assert messages[0]["status"] == 200
     assert instance.scope is not None
     assert instance.scope["path"] == "/"
+
+
+async def test_default_limiter_is_anyio_default_thread_limiter() -> None:
+    running = threading.Event()
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        running.set()
+        release.wait(5)
+        return hello(environ, start_response)
+
+    default = anyio.to_thread.current_default_thread_limiter()
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(call, WsgiToAsgi(app))
+        assert await anyio.to_thread.run_sync(running.wait, 5)
+        # The request's token, besides the one this very wait borrowed and returned.
+        assert default.borrowed_tokens == 1
+        release.set()
+    assert default.borrowed_tokens == 0
