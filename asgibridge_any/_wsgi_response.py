@@ -195,10 +195,13 @@ class Responder:
     def _chunk(self, chunk: bytes) -> bool:
         # Emit one body chunk (and the headers before the first); True once the app's
         # Content-Length is reached, to stop iterating.
-        if not isinstance(chunk, bytes):
-            raise TypeError(
-                f"a WSGI application must produce bytes, got {type(chunk).__name__}"
-            )
+        if type(chunk) is not bytes:
+            # PEP 3333 asks for bytes; other bytes-like objects are copied, not refused.
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"a WSGI application must produce bytes, got {type(chunk).__name__}"
+                )
+            chunk = bytes(chunk)
         if self._start is None:
             raise RuntimeError(
                 "the WSGI application produced a body before start_response()"

@@ -303,3 +303,13 @@ async def test_app_raising_after_headers_were_sent_propagates() -> None:
         await driver.finished()
     assert bodies(messages) == [b"first"]
     assert closed.is_set()
+
+
+async def test_bytes_like_chunks_are_sent_as_bytes() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [bytearray(b"ab"), memoryview(b"cd")]  # type: ignore[list-item]
+
+    sent = bodies(await call(WsgiToAsgi(app)))
+    assert sent == [b"ab", b"cd"]
+    assert {type(body) for body in sent} == {bytes}
