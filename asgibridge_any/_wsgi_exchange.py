@@ -11,9 +11,9 @@
 # * the sender forwards response messages the thread streams, at most ``limit`` bytes
 #   behind the thread, so a slow client makes the thread wait.
 #
-# Neither task raises into the task group: failures are recorded in ``error`` and turn
-# into an abort, which wakes the thread, and the request coroutine raises after the
-# thread is done.  That keeps ExceptionGroups away from callers.
+# Neither task raises into the task group (cancellation aside): failures are recorded in
+# ``error`` and turn into an abort, which wakes the thread, and the request coroutine
+# raises after the thread is done.  That keeps ExceptionGroups away from callers.
 from __future__ import annotations
 
 import threading
