@@ -77,7 +77,7 @@ class CurrentThreadExecutor(Executor):
     """
 
     def __init__(self, old_executor: CurrentThreadExecutor | None = None) -> None:
-        self._thread = threading.current_thread()
+        self._thread_id = threading.get_ident()
         self._queue: SimpleQueue[_WorkItem | None] = SimpleQueue()
         self._finished = False
         self._old_executor = old_executor
@@ -101,7 +101,7 @@ class CurrentThreadExecutor(Executor):
         :param future: the future whose completion ends the loop
         :raises RuntimeError: if called from a thread other than the creating one
         """
-        if threading.current_thread() is not self._thread:
+        if threading.get_ident() != self._thread_id:
             raise RuntimeError(
                 "CurrentThreadExecutor.run_until_future() must be called from the "
                 "thread that created the executor"
@@ -130,10 +130,11 @@ class CurrentThreadExecutor(Executor):
         self._queue.put(_WAKE)
 
     def _drain(self) -> None:
-        while True:
+        queue = self._queue
+        while not queue.empty():
             try:
-                item = self._queue.get_nowait()
-            except Empty:
+                item = queue.get_nowait()
+            except Empty:  # another thread drained it first
                 return
             if item is not _WAKE:
                 self._forward(item)
@@ -170,7 +171,7 @@ class CurrentThreadExecutor(Executor):
         :raises RuntimeError: when called from the executor's own thread (it would
             wait for itself), or when the executor finished and has no outer one
         """
-        if threading.current_thread() is self._thread:
+        if threading.get_ident() == self._thread_id:
             raise RuntimeError(
                 "cannot submit to a CurrentThreadExecutor from its own thread: the "
                 "work would wait for itself; call the function directly instead"

@@ -457,7 +457,7 @@ class AsyncToSync(Generic[_P, _R]):
             )
         origin = None if self.force_new_loop else thread_state.call
         context = copy_context()
-        executor = CurrentThreadExecutor(context.run(sensitive_executor.get, None))
+        executor = CurrentThreadExecutor(context.get(sensitive_executor))
         call = CoroutineCall(executor)
         exc = sys.exception()
         source = threading.get_ident()

@@ -114,7 +114,11 @@ class TrioHandle(LoopHandle):
         factory: CoroutineFactory, context: Context, parent: ThreadCall | None
     ) -> None:
         trio.lowlevel.spawn_system_task(
-            _scoped, factory, parent, context=context, name=factory
+            _scoped,
+            factory,
+            parent,
+            context=context,
+            name="asgibridge_any.async_to_sync",
         )
 
 
