@@ -30,7 +30,12 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python examples/bridge_demo.py
+	$(BIN)/python examples/stateless_demo.py
 	$(BIN)/python examples/wsgi_demo.py
+
+# asgiref 3.13's own test suite against this package (issue 7); see compat/run.py.
+compat: $(STAMP)
+	$(BIN)/python compat/run.py
 
 # Benchmarks (issue 8): one process compares us with asgiref, a2wsgi and raw anyio; see benchmarks/README.md.
 bench: $(STAMP)
