@@ -67,6 +67,7 @@ class Exchange:
         self.error: BaseException | None = None
         # Set under the lock; the thread checks it at every wait.
         self.aborted = False
+        self._thread_started = False
         self._thread_done = False
         # Request body: chunks received but not yet taken by the thread.
         self._chunks: deque[bytes] = deque()
@@ -78,6 +79,7 @@ class Exchange:
         self._unsent = 0
         self._finished = False
         self._sender_wakeup: anyio.Event | None = None
+        self._done_wakeup: anyio.Event | None = None
         # Only the thread reads or writes these two.
         self.reader_started = False
         self.sender_started = False
@@ -137,6 +139,16 @@ class Exchange:
         if wakeup is not None:
             self._wake(wakeup.set)
 
+    def thread_begin(self) -> bool:
+        """
+        Say that the thread starts the request.
+
+        :returns: ``False`` if the request was aborted already: then do not run it
+        """
+        with self._cond:
+            self._thread_started = not self.aborted
+            return self._thread_started
+
     def thread_finish(self) -> None:
         """Tell the loop side that the thread will queue nothing more."""
         with self._cond:
@@ -144,8 +156,11 @@ class Exchange:
             self._finished = True
             wakeup = self._sender_wakeup
             self._sender_wakeup = None
+            done = self._done_wakeup
         if wakeup is not None:
             self._wake(wakeup.set)
+        if done is not None:
+            self._wake(done.set)
 
     # -- event loop side ----------------------------------------------------------------
 
@@ -162,6 +177,22 @@ class Exchange:
             run_as_library(self._library, start)
         except BaseException as exc:
             self.abort(exc)
+
+    async def stop_thread(self) -> None:
+        """
+        Abort, then wait until the thread has finished, even if cancelled meanwhile.
+
+        For a request coroutine whose wait for the thread was interrupted: asyncio's
+        ``Task.cancel()`` gets through anyio's shield around the worker thread.
+        """
+        self.abort()
+        with self._cond:
+            if self._thread_done or not self._thread_started:
+                # Not started: thread_begin() now refuses to call the application.
+                return
+            done = self._done_wakeup = anyio.Event()
+        with anyio.CancelScope(shield=True):
+            await done.wait()
 
     def abort(self, error: BaseException | None = None) -> None:
         """Stop the exchange: wake the thread, which then raises :class:`ClientDisconnected`."""

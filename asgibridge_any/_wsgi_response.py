@@ -153,6 +153,8 @@ class Responder:
 
         :returns: the messages the loop still has to send itself and the error it must raise
         """
+        if not self._exchange.thread_begin():
+            return Outcome([])
         try:
             return self._run()
         finally:

@@ -213,6 +213,10 @@ class WsgiToAsgiInstance:
                 outcome = await anyio.to_thread.run_sync(
                     responder.run, limiter=self.limiter
                 )
+            except BaseException:
+                # Never return while the application still runs in its thread.
+                await exchange.stop_thread()
+                raise
             finally:
                 # The body reader may still wait for a disconnect: it is no longer needed.
                 exchange.reader_scope.cancel()

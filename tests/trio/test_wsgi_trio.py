@@ -1,0 +1,80 @@
+"""WsgiToAsgi driven by plain trio primitives, the way hypercorn's trio worker calls it."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from asgibridge_any.wsgi import WsgiToAsgi
+from tests.test_wsgi import Message, http_scope
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.test_wsgi import Environ, StartResponse
+
+
+async def test_streams_both_ways_in_a_trio_nursery() -> None:
+    """Test that a request run by a trio nursery, with trio channels, streams and ends."""
+    closed = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            for line in environ["wsgi.input"]:
+                yield line.upper()
+        finally:
+            closed.set()
+
+    to_app, app_inbox = trio.open_memory_channel[Message](10)
+    app_outbox, from_app = trio.open_memory_channel[Message](0)
+    adapter: Any = WsgiToAsgi(app)
+    scope = http_scope(method="POST", headers=[(b"transfer-encoding", b"chunked")])
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(adapter, scope, app_inbox.receive, app_outbox.send)
+            await to_app.send(
+                {"type": "http.request", "body": b"one\n", "more_body": True}
+            )
+            assert (await from_app.receive())["status"] == 200
+            # The first line comes back before the rest of the body was even sent.
+            assert (await from_app.receive())["body"] == b"ONE\n"
+            await to_app.send({"type": "http.request", "body": b"two\n"})
+            assert (await from_app.receive())["body"] == b"TWO\n"
+            assert await from_app.receive() == {"type": "http.response.body"}
+    assert closed.is_set()
+    for channel in (to_app, app_inbox, app_outbox, from_app):
+        channel.close()
+
+
+async def test_cancelled_nursery_releases_the_thread() -> None:
+    """Test that cancelling the nursery running a request frees a thread waiting for input."""
+    waiting = threading.Event()
+    failures: list[BaseException] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        waiting.set()
+        try:
+            environ["wsgi.input"].read()
+        except OSError as exc:
+            failures.append(exc)
+        start_response("200 OK", [])
+        return []
+
+    async def receive() -> Message:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        raise AssertionError(f"nothing should be sent, got {message!r}")
+
+    adapter: Any = WsgiToAsgi(app)
+    scope = http_scope(method="POST", headers=[(b"content-length", b"10")])
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(adapter, scope, receive, send)
+            assert await trio.to_thread.run_sync(waiting.wait, 5)
+            nursery.cancel_scope.cancel()
+    assert len(failures) == 1
