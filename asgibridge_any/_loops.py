@@ -111,18 +111,18 @@ class TrioLoopThread(LoopThread):
 
         from ._backends._trio import running_handle
 
-        self._stop = trio.Event()
+        self._stop_event = trio.Event()
         handle = running_handle()
         assert handle is not None
         self.handle = handle
         self._ready.set()
-        await self._stop.wait()
+        await self._stop_event.wait()
 
     def stop(self) -> None:
         import trio
 
         try:
-            self.handle.token.run_sync_soon(self._stop.set)  # type: ignore[attr-defined]
+            self.handle.token.run_sync_soon(self._stop_event.set)  # type: ignore[attr-defined]
         except trio.RunFinishedError:
             pass
 

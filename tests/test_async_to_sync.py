@@ -250,3 +250,18 @@ async def test_force_new_loop_leaves_the_originating_loop(anyio_backend: str) ->
     same, other = await sync_to_async(from_thread)()
     assert same is origin
     assert other is not origin
+
+
+@backends
+def test_loop_threads_beyond_the_idle_limit_stop_cleanly(backend: str) -> None:
+    """Test that loop threads returned to a full pool stop and can be joined."""
+    from asgibridge_any import _loops
+
+    threads = [_loops.pool.acquire(backend) for _ in range(_loops.MAX_IDLE + 2)]
+    for thread in threads:
+        _loops.pool.release(thread)
+    stopped = [thread for thread in threads if not thread.is_idle()]
+    assert len(stopped) >= 2
+    for thread in stopped:
+        thread.join(10)
+        assert not thread.is_alive()
