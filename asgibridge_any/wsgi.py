@@ -232,11 +232,18 @@ class WsgiToAsgiInstance:
             raise outcome.error
 
 
+def _message_type(message: object) -> object:
+    if not isinstance(message, Mapping):
+        raise ValueError(  # noqa: TRY004 - a malformed message is a ValueError (SPEC)
+            f"ASGI receive() must return a mapping with a 'type', got {message!r}"
+        )
+    return message.get("type")
+
+
 async def _lifespan(receive: _Receive, send: _Send) -> None:
     # A WSGI application has no startup or shutdown hooks: just say it went well.
     while True:
-        message = await receive()
-        kind = message.get("type")
+        kind = _message_type(await receive())
         if kind == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif kind == "lifespan.shutdown":
@@ -251,8 +258,7 @@ async def _lifespan(receive: _Receive, send: _Send) -> None:
 
 async def _websocket(receive: _Receive, send: _Send) -> None:
     # WSGI cannot speak WebSocket: refuse the handshake (the server answers 403).
-    message = await receive()
-    kind = message.get("type")
+    kind = _message_type(await receive())
     if kind == "websocket.connect":
         await send({"type": "websocket.close", "code": 1000})
     elif kind != "websocket.disconnect":

@@ -204,6 +204,20 @@ async def test_bad_lifespan_message_is_a_value_error() -> None:
             await driver.finished()
 
 
+async def test_websocket_message_of_the_wrong_kind_is_a_value_error() -> None:
+    async with drive(WsgiToAsgi(hello), {"type": "websocket", "path": "/"}) as driver:
+        await driver.feed({"type": "http.request"})
+        with pytest.raises(ValueError, match="websocket message\\['type'\\]"):
+            await driver.finished()
+
+
+async def test_lifespan_message_that_is_not_a_mapping_is_a_value_error() -> None:
+    async with drive(WsgiToAsgi(hello), {"type": "lifespan"}) as driver:
+        await driver.feed("lifespan.startup")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="mapping with a 'type'"):
+            await driver.finished()
+
+
 # -- small responses -----------------------------------------------------------------------
 
 
