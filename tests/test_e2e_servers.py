@@ -279,3 +279,26 @@ async def test_app_error_gets_500_and_the_server_keeps_serving(
     assert response.status_code == 500
     assert "boom" in caplog.text
     assert (await client.get("/hello")).status_code == 200
+
+
+@pytest.mark.parametrize("server_kind", ["hypercorn-asyncio", "hypercorn-trio"])
+async def test_http2_requests_without_content_length_stream_their_body(
+    url: str,
+) -> None:
+    """Test that an HTTP/2 body with no Content-Length (no HTTP/1 framing) is read whole."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        yield b"y" * 1000
+
+    async with httpx.AsyncClient(
+        base_url=url, http1=False, http2=True, timeout=10
+    ) as http2:
+        response = await http2.post("/upload", content=body())
+        assert response.http_version == "HTTP/2"
+        assert "content-length" not in response.request.headers
+        assert response.json() == {
+            "size": 2000,
+            "sha256": hashlib.sha256(b"x" * 1000 + b"y" * 1000).hexdigest(),
+        }
+        assert (await http2.get("/hello")).text == "Hello, world"
