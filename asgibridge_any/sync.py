@@ -24,7 +24,6 @@ import functools
 import os
 import sys
 import threading
-import weakref
 from contextvars import ContextVar, copy_context
 from typing import (
     TYPE_CHECKING,
@@ -46,18 +45,25 @@ from ._backends import current_handle, in_loop_thread
 from ._calls import (
     CoroutineCall,
     ThreadCall,
-    running_call,
     sensitive_executor,
     thread_state,
 )
 from ._coroutines import iscoroutinefunction, markcoroutinefunction
+from ._routing import (
+    AsyncSingleThreadContext,
+    ThreadSensitiveContext,
+    context_lanes,
+    sensitive_target,
+    single_thread_context,
+    thread_sensitive_context,
+)
 from .current_thread_executor import CurrentThreadExecutor
 
 if TYPE_CHECKING:
+    import weakref
     from collections.abc import Awaitable, Callable, Coroutine
     from concurrent.futures import Executor
-    from contextvars import Context, Token
-    from types import TracebackType
+    from contextvars import Context
 
     from ._loops import LoopThread
 
@@ -65,166 +71,6 @@ _P = ParamSpec("_P")
 _Q = ParamSpec("_Q")
 _R = TypeVar("_R")
 _T = TypeVar("_T")
-
-#: The innermost ThreadSensitiveContext the current code runs in.
-_thread_sensitive_context: ContextVar[ThreadSensitiveContext] = ContextVar(
-    "asgibridge_any.thread_sensitive_context"
-)
-#: The thread of each ThreadSensitiveContext (without an executor) in use; weak, so a
-#: context that is gone takes its entry with it.
-_context_lanes: weakref.WeakKeyDictionary[ThreadSensitiveContext, _threads.Lane] = (
-    weakref.WeakKeyDictionary()
-)
-#: The outermost AsyncSingleThreadContext the current code runs in.
-_single_thread_context: ContextVar[AsyncSingleThreadContext] = ContextVar(
-    "asgibridge_any.async_single_thread_context"
-)
-
-
-class ThreadSensitiveContext:
-    """
-    Give the thread-sensitive calls inside this block a thread of their own.
-
-    Without a context, every thread-sensitive call that no outer sync thread claims
-    runs on one process-wide thread. ``async with ThreadSensitiveContext():`` makes
-    the calls inside the block (including tasks started in it) share one thread of
-    their own instead, so two requests, each in its own context, don't queue behind
-    each other. Nested contexts: the outermost wins. Leaving the block releases the
-    thread without waiting for it, even if it is still busy.
-
-    With ``executor``, the block uses that single-thread executor instead, even
-    inside another context or below ``async_to_sync``. The caller owns it: it is not
-    shut down on exit. Such a context can be entered only once, and a task that
-    outlives it gets :exc:`RuntimeError` on its next thread-sensitive call.
-
-    :param executor: a ``concurrent.futures.Executor`` running one call at a time on
-        one thread (for example ``ThreadPoolExecutor(max_workers=1)``)
-    """
-
-    def __init__(self, *, executor: Executor | None = None) -> None:
-        self._executor = executor
-        self._token: Token[ThreadSensitiveContext] | None = None
-        self._hidden: Token[CurrentThreadExecutor | None] | None = None
-        self._exited = False
-
-    async def __aenter__(self) -> Self:
-        if self._executor is not None:
-            if self._token is not None:
-                raise RuntimeError("this ThreadSensitiveContext is already entered")
-            if self._exited:
-                raise RuntimeError(
-                    "a ThreadSensitiveContext with an executor cannot be entered "
-                    "again; create a new one"
-                )
-            self._token = _thread_sensitive_context.set(self)
-            # An outer sync thread would otherwise take precedence: hide it so the
-            # block's calls go to the given executor.
-            self._hidden = sensitive_executor.set(None)
-        elif _thread_sensitive_context.get(None) is None:
-            self._token = _thread_sensitive_context.set(self)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is None:
-            return
-        if self._hidden is not None:
-            sensitive_executor.reset(self._hidden)
-            self._hidden = None
-        _thread_sensitive_context.reset(self._token)
-        self._token = None
-        if self._executor is not None:
-            self._exited = True
-        else:
-            lane = _context_lanes.pop(self, None)
-            if lane is not None:
-                lane.close()
-
-    def _target(self) -> _threads.Lane | Executor:
-        if self._executor is not None:
-            if self._exited:
-                raise RuntimeError(
-                    "ThreadSensitiveContext has exited: tasks started inside a "
-                    "context with an executor must finish before it exits"
-                )
-            return self._executor
-        lane = _context_lanes.get(self)
-        if lane is None:
-            # Also for a task that outlived its context: a fresh thread of its own,
-            # never the process-wide one.
-            lane = _context_lanes[self] = _threads.Lane("asgibridge_any context")
-        return lane
-
-
-class AsyncSingleThreadContext:
-    """
-    Run every ``async_to_sync`` call inside this block on one and the same loop thread.
-
-    Useful when async code keeps loop-bound state (a connection pool, say) between
-    calls. Re-entrant: the outermost block decides. Calls made from a thread that
-    ``sync_to_async`` started still go to the loop that started it.
-    """
-
-    def __init__(self) -> None:
-        self._token: Token[AsyncSingleThreadContext] | None = None
-        self._threads: dict[str, LoopThread] = {}
-
-    def __enter__(self) -> Self:
-        if _single_thread_context.get(None) is None:
-            self._token = _single_thread_context.set(self)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is None:
-            return
-        _single_thread_context.reset(self._token)
-        self._token = None
-        threads, self._threads = self._threads, {}
-        for thread in threads.values():
-            _loops.pool.release(thread)
-
-    def _thread_for(self, backend: str) -> LoopThread:
-        thread = self._threads.get(backend)
-        if thread is None or not thread.is_alive():
-            thread = self._threads[backend] = _loops.pool.acquire(backend)
-        return thread
-
-
-def _deadlock_check(target: object) -> None:
-    running = running_call.get(None)
-    if running is not None and running.target is target and not running.finished:
-        raise RuntimeError(
-            "thread-sensitive call would deadlock: the only thread that may run it "
-            "is blocked waiting for this very call (for example a sync function on "
-            "the sensitive thread waiting on the event loop without async_to_sync); "
-            "call async code from sync code through async_to_sync instead"
-        )
-
-
-def _sensitive_target() -> Any:
-    # The thread a thread-sensitive call must run on, in order of precedence.
-    executor = sensitive_executor.get(None)
-    if executor is not None:
-        live = executor._live()
-        if live is not None:
-            _deadlock_check(live)
-            return live
-    context = _thread_sensitive_context.get(None)
-    target = context._target() if context is not None else _threads.default_lane
-    _deadlock_check(target)
-    return target
-
-
-_OWN_EXECUTORS = (CurrentThreadExecutor, _threads.Lane)
 
 
 def _submit_to_executor(executor: Executor) -> Callable[[ThreadCall], None]:
@@ -236,6 +82,14 @@ def _submit_to_executor(executor: Executor) -> Callable[[ThreadCall], None]:
 
 def _call_child(child: Callable[[], _R]) -> _R:
     return child()
+
+
+#: Executors fed through their private ``_submit_item`` (no Future per call).
+_OWN_EXECUTORS = (CurrentThreadExecutor, _threads.Lane)
+
+# Defined in _routing, public here.
+ThreadSensitiveContext.__module__ = __name__
+AsyncSingleThreadContext.__module__ = __name__
 
 
 class _CurrentExecutorView:
@@ -261,12 +115,12 @@ class SyncToAsync(Generic[_P, _R]):
 
     #: The innermost :class:`ThreadSensitiveContext` (asgiref's name for it).
     thread_sensitive_context: ClassVar[ContextVar[ThreadSensitiveContext]] = (
-        _thread_sensitive_context
+        thread_sensitive_context
     )
     #: The thread of each active :class:`ThreadSensitiveContext` without an executor.
     context_to_thread_executor: ClassVar[
         weakref.WeakKeyDictionary[ThreadSensitiveContext, _threads.Lane]
-    ] = _context_lanes
+    ] = context_lanes
 
     def __init__(
         self,
@@ -326,7 +180,7 @@ class SyncToAsync(Generic[_P, _R]):
             func, args, kwargs = self._handler_call(handle, args, kwargs)  # type: ignore[assignment]
         try:
             if self._thread_sensitive:
-                target = _sensitive_target()
+                target = sensitive_target()
                 call = ThreadCall(handle, func, args, kwargs, context, target)
                 dispatch: Callable[[ThreadCall], None]
                 if isinstance(target, _OWN_EXECUTORS):
@@ -417,8 +271,8 @@ class AsyncToSync(Generic[_P, _R]):
     #: waiting further up the call chain, or None (asgiref's name for it).
     executors: ClassVar[_CurrentExecutorView] = _CurrentExecutorView()
     #: The outermost :class:`AsyncSingleThreadContext` (asgiref's name for it).
-    async_single_thread_context: ClassVar[ContextVar[AsyncSingleThreadContext]] = (
-        _single_thread_context
+    asyncsingle_thread_context: ClassVar[ContextVar[AsyncSingleThreadContext]] = (
+        single_thread_context
     )
 
     def __init__(
@@ -472,7 +326,7 @@ class AsyncToSync(Generic[_P, _R]):
             )
         if not started:
             backend = self.backend
-            single = _single_thread_context.get(None)
+            single = single_thread_context.get(None)
             if single is not None:
                 loop_thread = single._thread_for(backend)
             else:

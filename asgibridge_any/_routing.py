@@ -1,0 +1,180 @@
+# Where a thread-sensitive call runs, and the two context managers that steer it.
+#
+# Precedence for a thread-sensitive sync_to_async call: the CurrentThreadExecutor of
+# a sync thread blocked in async_to_sync further up (sensitive_executor), then the
+# innermost ThreadSensitiveContext's thread (or its executor), then the process-wide
+# lane. AsyncSingleThreadContext does the same job for async_to_sync's loop thread.
+# Kept apart from sync.py so the public module stays the API and its wrappers.
+from __future__ import annotations
+
+import weakref
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Self
+
+from . import _loops, _threads
+from ._calls import running_call, sensitive_executor
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+    from contextvars import Token
+    from types import TracebackType
+
+    from ._loops import LoopThread
+    from .current_thread_executor import CurrentThreadExecutor
+
+#: The innermost ThreadSensitiveContext the current code runs in.
+thread_sensitive_context: ContextVar[ThreadSensitiveContext] = ContextVar(
+    "asgibridge_any.thread_sensitive_context"
+)
+#: The thread of each ThreadSensitiveContext (without an executor) in use; weak, so a
+#: context that is gone takes its entry with it.
+context_lanes: weakref.WeakKeyDictionary[ThreadSensitiveContext, _threads.Lane] = (
+    weakref.WeakKeyDictionary()
+)
+#: The outermost AsyncSingleThreadContext the current code runs in.
+single_thread_context: ContextVar[AsyncSingleThreadContext] = ContextVar(
+    "asgibridge_any.asyncsingle_thread_context"
+)
+
+
+class ThreadSensitiveContext:
+    """
+    Give the thread-sensitive calls inside this block a thread of their own.
+
+    Without a context, every thread-sensitive call that no outer sync thread claims
+    runs on one process-wide thread. ``async with ThreadSensitiveContext():`` makes
+    the calls inside the block (including tasks started in it) share one thread of
+    their own instead, so two requests, each in its own context, don't queue behind
+    each other. Nested contexts: the outermost wins. Leaving the block releases the
+    thread without waiting for it, even if it is still busy.
+
+    With ``executor``, the block uses that single-thread executor instead, even
+    inside another context or below ``async_to_sync``. The caller owns it: it is not
+    shut down on exit. Such a context can be entered only once, and a task that
+    outlives it gets :exc:`RuntimeError` on its next thread-sensitive call.
+
+    :param executor: a ``concurrent.futures.Executor`` running one call at a time on
+        one thread (for example ``ThreadPoolExecutor(max_workers=1)``)
+    """
+
+    def __init__(self, *, executor: Executor | None = None) -> None:
+        self._executor = executor
+        self._token: Token[ThreadSensitiveContext] | None = None
+        self._hidden: Token[CurrentThreadExecutor | None] | None = None
+        self._exited = False
+
+    async def __aenter__(self) -> Self:
+        if self._executor is not None:
+            if self._token is not None:
+                raise RuntimeError("this ThreadSensitiveContext is already entered")
+            if self._exited:
+                raise RuntimeError(
+                    "a ThreadSensitiveContext with an executor cannot be entered "
+                    "again; create a new one"
+                )
+            self._token = thread_sensitive_context.set(self)
+            # An outer sync thread would otherwise take precedence: hide it so the
+            # block's calls go to the given executor.
+            self._hidden = sensitive_executor.set(None)
+        elif thread_sensitive_context.get(None) is None:
+            self._token = thread_sensitive_context.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is None:
+            return
+        if self._hidden is not None:
+            sensitive_executor.reset(self._hidden)
+            self._hidden = None
+        thread_sensitive_context.reset(self._token)
+        self._token = None
+        if self._executor is not None:
+            self._exited = True
+        else:
+            lane = context_lanes.pop(self, None)
+            if lane is not None:
+                lane.close()
+
+    def _target(self) -> _threads.Lane | Executor:
+        if self._executor is not None:
+            if self._exited:
+                raise RuntimeError(
+                    "ThreadSensitiveContext has exited: tasks started inside a "
+                    "context with an executor must finish before it exits"
+                )
+            return self._executor
+        lane = context_lanes.get(self)
+        if lane is None:
+            # Also for a task that outlived its context: a fresh thread of its own,
+            # never the process-wide one.
+            lane = context_lanes[self] = _threads.Lane("asgibridge_any context")
+        return lane
+
+
+class AsyncSingleThreadContext:
+    """
+    Run every ``async_to_sync`` call inside this block on one and the same loop thread.
+
+    Useful when async code keeps loop-bound state (a connection pool, say) between
+    calls. Re-entrant: the outermost block decides. Calls made from a thread that
+    ``sync_to_async`` started still go to the loop that started it.
+    """
+
+    def __init__(self) -> None:
+        self._token: Token[AsyncSingleThreadContext] | None = None
+        self._threads: dict[str, LoopThread] = {}
+
+    def __enter__(self) -> Self:
+        if single_thread_context.get(None) is None:
+            self._token = single_thread_context.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is None:
+            return
+        single_thread_context.reset(self._token)
+        self._token = None
+        threads, self._threads = self._threads, {}
+        for thread in threads.values():
+            _loops.pool.release(thread)
+
+    def _thread_for(self, backend: str) -> LoopThread:
+        thread = self._threads.get(backend)
+        if thread is None or not thread.is_alive():
+            thread = self._threads[backend] = _loops.pool.acquire(backend)
+        return thread
+
+
+def deadlock_check(target: object) -> None:
+    running = running_call.get(None)
+    if running is not None and running.target is target and not running.finished:
+        raise RuntimeError(
+            "thread-sensitive call would deadlock: the only thread that may run it "
+            "is blocked waiting for this very call (for example a sync function on "
+            "the sensitive thread waiting on the event loop without async_to_sync); "
+            "call async code from sync code through async_to_sync instead"
+        )
+
+
+def sensitive_target() -> Any:
+    # The thread a thread-sensitive call must run on, in order of precedence.
+    executor = sensitive_executor.get(None)
+    if executor is not None:
+        live = executor._live()
+        if live is not None:
+            deadlock_check(live)
+            return live
+    context = thread_sensitive_context.get(None)
+    target = context._target() if context is not None else _threads.default_lane
+    deadlock_check(target)
+    return target
