@@ -17,16 +17,18 @@ if TYPE_CHECKING:
 
 
 def current_handle() -> LoopHandle:
-    """Return the handle of the event loop running in this thread."""
-    handle: LoopHandle | None = _asyncio_handle()
-    if handle is not None:
-        return handle
+    """Return the handle of the event loop running the current task."""
+    # trio first: in trio's guest mode an asyncio loop runs in the same thread, and
+    # only trio knows whether the current code is one of its tasks.
     if "trio" in sys.modules:
         from ._trio import running_handle
 
-        handle = running_handle()
-        if handle is not None:
-            return handle
+        trio_handle = running_handle()
+        if trio_handle is not None:
+            return trio_handle
+    handle: LoopHandle | None = _asyncio_handle()
+    if handle is not None:
+        return handle
     raise RuntimeError(
         "no running asyncio or trio event loop in this thread; await this inside "
         "async code, or call the sync function directly"

@@ -25,17 +25,18 @@ _handle_var: trio.lowlevel.RunVar[TrioHandle] = trio.lowlevel.RunVar(
 _reschedule = trio.lowlevel.reschedule
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _current_task = trio.lowlevel.current_task
+_in_trio_task = trio.lowlevel.in_trio_task
 _FAILED = trio.lowlevel.Abort.FAILED
 
 
 def running_handle() -> TrioHandle | None:
-    """The handle of the trio run in this thread, or None."""
+    """The handle of the trio run whose task is running, or None."""
+    if not _in_trio_task():
+        return None
     try:
         return _handle_var.get()
     except LookupError:
         pass
-    except RuntimeError:
-        return None  # not inside trio.run
     handle = TrioHandle(trio.lowlevel.current_trio_token())
     _handle_var.set(handle)
     return handle

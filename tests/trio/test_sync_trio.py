@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import trio
 import trio.testing
 
 from asgibridge_any.sync import async_to_sync, sync_to_async
+
+if TYPE_CHECKING:
+    import outcome
 
 
 async def test_cancel_scope_waits_for_the_thread_then_raises_cancelled() -> None:
@@ -94,3 +98,27 @@ def test_async_to_sync_with_trio_backend_runs_under_trio() -> None:
         return trio.lowlevel.in_trio_task()
 
     assert async_to_sync(inside, backend="trio")() is True
+
+
+def test_sync_to_async_works_in_trio_guest_mode_on_asyncio() -> None:
+    """Test that trio code hosted by an asyncio loop in one thread waits as trio."""
+    import asyncio
+
+    async def trio_main() -> list[int]:
+        return [
+            await sync_to_async(lambda: 1)(),
+            await sync_to_async(lambda: 2, thread_sensitive=False)(),
+        ]
+
+    async def host() -> list[int]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[outcome.Outcome[list[int]]] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+            host_uses_signal_set_wakeup_fd=True,
+        )
+        return (await done).unwrap()
+
+    assert asyncio.run(host()) == [1, 2]
