@@ -437,3 +437,9 @@ async def test_default_limiter_is_anyio_default_thread_limiter() -> None:
         assert default.borrowed_tokens == 1
         release.set()
     assert default.borrowed_tokens == 0
+
+
+async def test_duplicate_header_limit_zero_disables_the_limit_as_in_asgiref() -> None:
+    scope = http_scope(headers=[(b"x-dup", b"v")] * 300)
+    messages = await call(WsgiToAsgi(hello, duplicate_header_limit=0), scope)
+    assert messages[0]["status"] == 200

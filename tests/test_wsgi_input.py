@@ -270,3 +270,14 @@ async def test_app_error_after_the_client_left_is_not_an_error(
         assert await driver.outputs() == []
     await driver.finished()
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_content_length_zero_reads_empty_without_the_server() -> None:
+    results: list[object] = []
+    app = WsgiToAsgi(reading_app(lambda f: f.read(), results))
+    scope = http_scope(method="POST", headers=[(b"content-length", b"0")])
+    async with drive(app, scope) as driver:
+        assert (await driver.output())["status"] == 200
+    await driver.finished()
+    assert results == [b""]
+    assert driver.receive_calls == 0

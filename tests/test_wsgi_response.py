@@ -313,3 +313,31 @@ async def test_bytes_like_chunks_are_sent_as_bytes() -> None:
     sent = bodies(await call(WsgiToAsgi(app)))
     assert sent == [b"ab", b"cd"]
     assert {type(body) for body in sent} == {bytes}
+
+
+async def test_write_waits_for_a_slow_client() -> None:
+    lock = threading.Lock()
+    written = taken = max_gap = 0
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        nonlocal written, max_gap
+        write = start_response("200 OK", [])
+        for _ in range(40):
+            with lock:
+                written += 1
+                max_gap = max(max_gap, written - taken)
+            write(CHUNK)
+        return []
+
+    adapter = WsgiToAsgi(app, max_buffer=2 * len(CHUNK))
+    async with drive(adapter, http_scope(), send_buffer=0) as driver:
+        await driver.feed({"type": "http.request"})
+        assert (await driver.output())["type"] == "http.response.start"
+        while (await driver.output()).get("more_body"):
+            with lock:
+                taken += 1
+            await anyio.to_thread.run_sync(threading.Event().wait, 0.0)
+    await driver.finished()
+    assert written == 40
+    # 2 queued, 1 in send(), 1 being written, and the one just taken.
+    assert max_gap <= 5
