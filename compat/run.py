@@ -2,26 +2,32 @@
 Run asgiref's own test suite against asgibridge_any (``make compat``).
 
 Steps: fetch asgiref's sdist once into .compat/ (with pip, from the package index), copy its
-tests/ into .compat/suite/tests with every ``asgiref`` renamed to ``asgibridge_any``, and run
-them with pytest and pytest-asyncio configured as asgiref's setup.cfg configures them. The
-tests listed in compat/skipped.txt are deselected by id. Extra arguments go to pytest.
+tests/ into .compat/run-<pid>/tests with every ``asgiref`` renamed to ``asgibridge_any``, and run
+them with pytest and pytest-asyncio configured as asgiref's setup.cfg configures them (strict
+asyncio mode, default warning filters), one pytest process per test file, each test limited
+to PER_TEST_TIMEOUT seconds. The tests listed in compat/skipped.txt are deselected by id. The
+last line sums up passed/failed/errors/skipped/listed. Arguments: test files to run instead
+of all (``tests/test_server.py``) and extra pytest options (after ``--``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 ASGIREF_VERSION = "3.13.0"
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".compat"
 DIST = CACHE / "dist"
-SUITE = CACHE / "suite"
+# Each run gets its own copy of the suite, so that runs at the same time do not collide.
+SUITE = CACHE / f"run-{os.getpid()}"
 SKIP_LIST = Path(__file__).resolve().parent / "skipped.txt"
 
 # asgiref's [tool:pytest] section (setup.cfg): no filterwarnings, strict asyncio mode.
@@ -32,7 +38,7 @@ asyncio_mode = strict
 asyncio_default_fixture_loop_scope = function
 """
 # A hang in one test must not hang CI; asgiref's tests all finish in seconds.
-PER_TEST_TIMEOUT = "120"
+PER_TEST_TIMEOUT = "60"
 
 
 def sdist() -> Path:
@@ -98,17 +104,64 @@ def skipped() -> list[tuple[str, str]]:
         source = SUITE / file_part
         function = name.split("::")[-1].split("[")[0]
         if not source.exists() or f"def {function}(" not in source.read_text():
-            raise SystemExit(f"{SKIP_LIST}:{number}: no test {test_id} in asgiref's suite")
+            raise SystemExit(
+                f"{SKIP_LIST}:{number}: no test {test_id} in asgiref's suite"
+            )
         entries.append((test_id, reason))
     return entries
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    parser.add_argument(
+        "pytest_args",
+        nargs="*",
+        help="test files (default: all of asgiref's) and extra pytest arguments",
+    )
     args = parser.parse_args()
     extract_tests(sdist())
+    try:
+        return run(args.pytest_args)
+    finally:
+        shutil.rmtree(SUITE, ignore_errors=True)
+
+
+def run(pytest_args: list[str]) -> int:
+    """Run the extracted suite file by file; return 0 if everything passed."""
     listed = skipped()
+    files = [arg for arg in pytest_args if arg.startswith("tests/")]
+    extra = [arg for arg in pytest_args if not arg.startswith("tests/")]
+    if not files:
+        files = sorted(
+            str(path.relative_to(SUITE)) for path in (SUITE / "tests").glob("test_*.py")
+        )
+    say(
+        f"asgiref {ASGIREF_VERSION} suite; {len(listed)} test(s) listed in {SKIP_LIST.name}"
+    )
+    for test_id, reason in listed:
+        say(f"  deselected {test_id}: {reason}")
+    counts = Counts()
+    worst = 0
+    # One pytest process per file: a test that hangs the process (the timeout then ends
+    # it, printing every thread's stack) costs that file's results, not the whole run's.
+    for file in files:
+        report = SUITE / "reports" / (Path(file).stem + ".xml")
+        report.parent.mkdir(exist_ok=True)
+        command = [*pytest_command(listed, report), *extra, file]
+        returncode = subprocess.run(command, cwd=SUITE, check=False).returncode
+        # 5: nothing collected (a file that skips itself entirely); not a failure.
+        if returncode not in (0, 5):
+            worst = worst or returncode
+        if report.exists():
+            counts.add(report)
+        else:
+            counts.crashed.append(file)
+    say(counts.summary(len(listed)))
+    return worst
+
+
+def pytest_command(listed: list[tuple[str, str]], report: Path) -> list[str]:
+    """The pytest invocation for one file, configured as asgiref's setup.cfg configures it."""
     command = [
         sys.executable,
         "-m",
@@ -123,18 +176,52 @@ def main() -> int:
         "no:cacheprovider",
         "-o",
         f"timeout={PER_TEST_TIMEOUT}",
+        # The thread method ends a hung process even when the hang ignores signals.
+        "-o",
+        "timeout_method=thread",
         "-q",
         "-rfEs",
-        "--continue-on-collection-errors",
+        "--junitxml",
+        str(report),
     ]
     for test_id, _ in listed:
         command += ["--deselect", test_id]
-    command += args.pytest_args
-    print(f"asgiref {ASGIREF_VERSION} suite; {len(listed)} test(s) listed in {SKIP_LIST.name}")
-    for test_id, reason in listed:
-        print(f"  deselected {test_id}: {reason}")
+    return command
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
-    return subprocess.run(command, cwd=SUITE, check=False).returncode
+
+
+class Counts:
+    """Test outcome counts summed over the per-file JUnit XML reports."""
+
+    def __init__(self) -> None:
+        self.passed = self.failed = self.errors = self.skipped = 0
+        self.crashed: list[str] = []
+
+    def add(self, report: Path) -> None:
+        root = ElementTree.parse(report).getroot()
+        for suite in root.iter("testsuite"):
+            total, failures, errors, skips = (
+                int(suite.get(key, "0"))
+                for key in ("tests", "failures", "errors", "skipped")
+            )
+            self.passed += total - failures - errors - skips
+            self.failed += failures
+            self.errors += errors
+            self.skipped += skips
+
+    def summary(self, listed: int) -> str:
+        line = (
+            f"asgiref {ASGIREF_VERSION} suite: {self.passed} passed, {self.failed} failed, "
+            f"{self.errors} errors, {self.skipped} skipped, "
+            f"{listed} listed in compat/{SKIP_LIST.name}"
+        )
+        if self.crashed:
+            line += f"; no report (hung or crashed): {', '.join(self.crashed)}"
+        return line
 
 
 if __name__ == "__main__":

@@ -57,5 +57,8 @@ async def test_other_exceptions_pass_through() -> None:
 
 
 def test_loop_argument_is_deprecated_too() -> None:
-    with pytest.warns(DeprecationWarning, match="loop argument"):
+    with (
+        pytest.warns(DeprecationWarning, match=r"asyncio\.timeout"),
+        pytest.warns(DeprecationWarning, match="loop argument"),
+    ):
         timeout(1, loop=object())
