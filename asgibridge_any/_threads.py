@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Executor, Future
-from queue import Empty, SimpleQueue
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from .current_thread_executor import _FutureItem
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: Seconds an idle pool worker waits for new work before it exits.
+#: Seconds an idle pool worker is kept before it is told to exit.
 IDLE_TIMEOUT = 10.0
+_monotonic = time.monotonic
 
 
 class _PoolThread(threading.Thread):
@@ -44,49 +46,67 @@ class _Worker(_PoolThread):
     def __init__(self, pool: WorkerPool) -> None:
         super().__init__(name="asgibridge_any worker", daemon=True)
         self._pool = pool
-        self.inbox: SimpleQueue[_WorkItem] = SimpleQueue()
+        self.inbox: SimpleQueue[_WorkItem | None] = SimpleQueue()
         self.busy = True
+        self.idle_since = 0.0
 
     def is_idle(self) -> bool:
         return not self.busy
 
     def run(self) -> None:
         idle = self._pool.idle
+        # Untimed waits: a timed SimpleQueue.get wakes measurably slower, and this
+        # wait is on every call's path. Idle workers are retired by WorkerPool.submit.
         get = self.inbox.get
         item = get()
-        while True:
+        while item is not None:
             item.run()
             del item
             self.busy = False
+            self.idle_since = _monotonic()
             idle.append(self)
-            try:
-                item = get(timeout=IDLE_TIMEOUT)
-            except Empty:
-                try:
-                    idle.remove(self)
-                except ValueError:
-                    # A dispatcher popped this worker just now; its item is coming.
-                    item = get()
-                else:
-                    return
+            item = get()
 
 
 class WorkerPool:
-    """Threads for ``thread_sensitive=False`` calls; callers bound the concurrency."""
+    """
+    Threads for ``thread_sensitive=False`` calls; callers bound the concurrency.
+
+    Each worker has its own inbox; idle workers wait on a deque (its append and pop
+    are atomic, so dispatching takes no lock). The most recently idle worker is
+    reused first; the one idle longest is told to exit once it has been idle for
+    :data:`IDLE_TIMEOUT` seconds, checked whenever work is submitted.
+    """
 
     def __init__(self) -> None:
         self.idle: deque[_Worker] = deque()
 
     def submit(self, item: _WorkItem) -> None:
+        idle = self.idle
         try:
-            worker = self.idle.pop()
+            worker = idle.pop()
         except IndexError:
             worker = _Worker(self)
             worker.inbox.put(item)
             worker.start()
-        else:
-            worker.busy = True
-            worker.inbox.put(item)
+            return
+        worker.busy = True
+        worker.inbox.put(item)
+        if idle:
+            self._retire_stale(idle)
+
+    @staticmethod
+    def _retire_stale(idle: deque[_Worker]) -> None:
+        try:
+            oldest = idle[0]
+        except IndexError:
+            return
+        if _monotonic() - oldest.idle_since > IDLE_TIMEOUT:
+            try:
+                idle.remove(oldest)
+            except ValueError:
+                return  # another dispatcher took it meanwhile
+            oldest.inbox.put(None)
 
 
 _STOP = None

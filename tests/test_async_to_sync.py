@@ -265,3 +265,37 @@ def test_loop_threads_beyond_the_idle_limit_stop_cleanly(backend: str) -> None:
     for thread in stopped:
         thread.join(10)
         assert not thread.is_alive()
+
+
+def test_idle_workers_are_retired_after_the_idle_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Test that a worker idle past IDLE_TIMEOUT exits at the next submission."""
+    from asgibridge_any import _threads
+
+    async def use_two_workers() -> None:
+        gate = threading.Event()
+        both = threading.Barrier(2, timeout=10)
+
+        def hold() -> None:
+            both.wait()
+            gate.wait(10)
+
+        import anyio
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(sync_to_async(hold, thread_sensitive=False))
+            await anyio.to_thread.run_sync(gate.set)
+
+    pool = _threads.WorkerPool()
+    monkeypatch.setattr(_threads, "worker_pool", pool)
+    async_to_sync(use_two_workers)()
+    assert len(pool.idle) == 2
+    workers = list(pool.idle)
+    monkeypatch.setattr(_threads, "IDLE_TIMEOUT", -1.0)
+    async_to_sync(sync_to_async(lambda: None, thread_sensitive=False))()
+    retired = [worker for worker in workers if worker not in pool.idle]
+    assert len(retired) == 1
+    retired[0].join(10)
+    assert not retired[0].is_alive()
