@@ -65,6 +65,7 @@ async def test_structured_form_exchanges_messages_and_stops_the_app_at_exit() ->
         assert await comm.receive_output() == {"echo": "hi", "scope": "test"}
     async with ApplicationCommunicator(app, {}) as comm:
         assert await comm.receive_nothing(timeout=0)
+        await anyio.wait_all_tasks_blocked()
         assert app.started
     assert app.finished
 
@@ -74,6 +75,16 @@ async def test_structured_form_lets_the_body_exception_through_unwrapped() -> No
         async with ApplicationCommunicator(Tracked(), {}) as comm:
             await comm.receive_nothing(timeout=0)
             raise KeyError("from the test")
+
+
+async def test_structured_form_cancelled_from_outside_stops_the_app() -> None:
+    app = Tracked()
+    with anyio.fail_after(10), anyio.move_on_after(0.01) as scope:
+        async with ApplicationCommunicator(app, {}) as comm:
+            assert await comm.receive_nothing(timeout=0)
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert app.finished
 
 
 async def test_application_starts_lazily() -> None:
