@@ -125,7 +125,7 @@ class StatelessServer:
         """
         if self._task_group is not None:
             raise RuntimeError(f"{self!r} is already running; one arun() at a time")
-        failure: Exception | None = None
+        failure: BaseException | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
@@ -134,8 +134,11 @@ class StatelessServer:
                 )
                 try:
                     await self.handle()
-                except Exception as exc:
-                    # Kept aside so that it leaves unwrapped, not in an ExceptionGroup.
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except BaseException as exc:
+                    # Kept aside so that it leaves unwrapped, not in an ExceptionGroup
+                    # (which would also hide a KeyboardInterrupt from run()).
                     failure = exc
                 finally:
                     task_group.cancel_scope.cancel()

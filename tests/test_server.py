@@ -350,6 +350,16 @@ async def test_an_exception_from_handle_propagates_unwrapped_after_stopping_apps
     assert running == set()
 
 
+async def test_system_exit_from_handle_propagates_unwrapped() -> None:
+    async def script(server: ScriptedServer) -> None:
+        server.get_or_create_application_instance("a", "a")
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit) as caught:
+        await run_server(ScriptedServer(echo_app, script))
+    assert caught.value.code == 3
+
+
 async def test_a_flood_of_messages_is_bounded_by_the_queue_size() -> None:
     """Test that 100,000 messages for one instance never occupy more than the bound."""
     total = 100_000
