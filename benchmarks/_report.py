@@ -287,9 +287,10 @@ def markdown(data: dict[str, Any]) -> str:
                 )
             value = _md_value(row["median"], case["unit"])
             out.append(f"| {row['label']} | {value} | " + " | ".join(cells) + " |")
+        if case["checks"]:
+            out.append("")
         for check in case["checks"]:
             goal = f" (goal {check['goal']})" if check["goal"] else ""
-            out.append("")
             out.append(
                 f"- {check['row']}: {check['metric']} = "
                 f"{_md_value(check['value'], check['unit'])} {check['unit']}{goal}"
