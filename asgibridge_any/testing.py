@@ -12,7 +12,6 @@ from __future__ import annotations
 
 __all__ = ("ApplicationCommunicator",)
 
-import asyncio
 import contextvars
 from collections.abc import Generator, Mapping
 from functools import partial
@@ -20,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
-import sniffio
 
 from ._server_instance import ApplicationInstanceTask
 from ._server_queue import ApplicationQueue, NoMoreMessages
+from ._testing_background import start_background_task
 from .compatibility import guarantee_single_callable
 
 if TYPE_CHECKING:
@@ -32,11 +31,6 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from .typing import ASGI3Application
-
-# Plain-form asyncio tasks, kept alive while they run: the event loop only holds weak
-# references to tasks, and an application waiting on its queue forms a reference cycle
-# with this communicator that the garbage collector could otherwise destroy mid-run.
-_background_tasks: set[asyncio.Task[None]] = set()
 
 
 class ApplicationCommunicator:
@@ -90,22 +84,7 @@ class ApplicationCommunicator:
         if self._task_group is not None:
             empty.run(self._task_group.start_soon, self._run, task)
         else:
-            library = sniffio.current_async_library()
-            if library == "asyncio":
-                asyncio_task = asyncio.get_running_loop().create_task(
-                    self._run(task), context=empty
-                )
-                _background_tasks.add(asyncio_task)
-                asyncio_task.add_done_callback(_background_tasks.discard)
-            elif library == "trio":
-                import trio  # only imported when running under trio
-
-                # A system task needs no nursery; it is cancelled when trio.run() ends.
-                trio.lowlevel.spawn_system_task(self._run, task, context=empty)
-            else:
-                raise RuntimeError(
-                    f"ApplicationCommunicator supports asyncio and trio, not {library}"
-                )
+            start_background_task(partial(self._run, task), empty)
         self._task = task
         return task
 
