@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import weakref
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._base import LoopHandle
@@ -13,8 +11,6 @@ from ._base import LoopHandle
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextvars import Context
-
-    import anyio
 
     from .._calls import ThreadCall
     from ._base import CoroutineFactory
@@ -47,20 +43,9 @@ class AsyncioHandle(LoopHandle):
     name = "asyncio"
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.loop = loop
-        self.pid = os.getpid()
         self._call_soon_threadsafe = loop.call_soon_threadsafe
-        self._limiter: anyio.CapacityLimiter | None = None
-        self._finished: deque[ThreadCall] = deque()
-        self._drain_pending = False
-
-    def default_limiter(self) -> anyio.CapacityLimiter:
-        limiter = self._limiter
-        if limiter is None:
-            import anyio.to_thread
-
-            limiter = self._limiter = anyio.to_thread.current_default_thread_limiter()
-        return limiter
 
     async def run_call(
         self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
@@ -97,29 +82,13 @@ class AsyncioHandle(LoopHandle):
                         call.inner_cancel()
         return call.ok and call.inner_cancel is not None
 
-    def wake(self, call: ThreadCall) -> None:
-        # Under load many threads finish at once: queue the call and wake the loop
-        # only if no wake-up is pending already, so one pass settles them all.
-        self._finished.append(call)
-        if not self._drain_pending:
-            self._drain_pending = True
-            try:
-                self._call_soon_threadsafe(self._drain)
-            except RuntimeError:
-                # The loop is closed: nobody is left to wake.
-                pass
+    def _schedule(self, callback: Callable[[], object]) -> None:
+        try:
+            self._call_soon_threadsafe(callback)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is left to wake
 
-    def _drain(self) -> None:
-        # Cleared before draining: a call queued after this line schedules a new
-        # drain, one queued before it is settled by this one.
-        self._drain_pending = False
-        popleft = self._finished.popleft
-        while True:
-            try:
-                call = popleft()
-            except IndexError:
-                return
-            _set_done(call)
+    _settle = staticmethod(_set_done)
 
     def start_coroutine(
         self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None

@@ -1,7 +1,9 @@
 # The interface every loop backend implements (see _backends/__init__.py).
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,12 +18,23 @@ if TYPE_CHECKING:
 
 
 class LoopHandle(ABC):
-    """One running event loop, as the bridge needs to see it."""
+    """
+    One running event loop, as the bridge needs to see it.
+
+    Wake-ups are batched: a finished call is queued, and only the first call of a
+    batch schedules a drain on the loop, so under load one pass settles them all.
+    """
 
     #: "asyncio" or "trio".
     name: str
     #: The process that runs the loop (a forked child must not use it).
     pid: int
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._finished: deque[ThreadCall] = deque()
+        self._drain_pending = False
 
     @abstractmethod
     async def run_call(
@@ -30,8 +43,41 @@ class LoopHandle(ABC):
         """Hand ``call`` to ``dispatch`` and wait for its outcome, shielded from cancellation."""
 
     @abstractmethod
+    def _schedule(self, callback: Callable[[], object]) -> None:
+        """From any thread: run ``callback`` on the loop soon (nothing if it is gone)."""
+
+    @abstractmethod
+    def _settle(self, call: ThreadCall) -> None:
+        """On the loop: resume the task waiting for ``call``."""
+
     def wake(self, call: ThreadCall) -> None:
         """From any thread: tell the loop that ``call`` finished."""
+        self._finished.append(call)
+        if not self._drain_pending:
+            self._drain_pending = True
+            self._schedule(self._drain)
+
+    def _drain(self) -> None:
+        # Cleared before draining: a call queued after this line schedules a new
+        # drain, one queued before it is settled by this one.
+        self._drain_pending = False
+        popleft = self._finished.popleft
+        settle = self._settle
+        while True:
+            try:
+                call = popleft()
+            except IndexError:
+                return
+            settle(call)
+
+    def default_limiter(self) -> anyio.CapacityLimiter:
+        """anyio's default thread limiter of this loop."""
+        limiter = self._limiter
+        if limiter is None:
+            import anyio.to_thread
+
+            limiter = self._limiter = anyio.to_thread.current_default_thread_limiter()
+        return limiter
 
     @abstractmethod
     def start_coroutine(
@@ -45,7 +91,3 @@ class LoopHandle(ABC):
 
         :returns: False when the loop no longer runs (nothing was started)
         """
-
-    @abstractmethod
-    def default_limiter(self) -> anyio.CapacityLimiter:
-        """anyio's default thread limiter of this loop."""

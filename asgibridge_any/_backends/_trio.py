@@ -2,8 +2,6 @@
 # waking, system tasks (each with its own cancel scope) for coroutines sent from threads.
 from __future__ import annotations
 
-import os
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -13,8 +11,6 @@ from ._base import LoopHandle
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextvars import Context
-
-    import anyio
 
     from .._calls import ThreadCall
     from ._base import CoroutineFactory
@@ -46,20 +42,9 @@ class TrioHandle(LoopHandle):
     name = "trio"
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        super().__init__()
         self.token = token
-        self.pid = os.getpid()
         self._run_sync_soon = token.run_sync_soon
-        self._limiter: anyio.CapacityLimiter | None = None
-        self._finished: deque[ThreadCall] = deque()
-        self._drain_pending = False
-
-    def default_limiter(self) -> anyio.CapacityLimiter:
-        limiter = self._limiter
-        if limiter is None:
-            import anyio.to_thread
-
-            limiter = self._limiter = anyio.to_thread.current_default_thread_limiter()
-        return limiter
 
     async def run_call(
         self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
@@ -81,25 +66,15 @@ class TrioHandle(LoopHandle):
             await trio.lowlevel.checkpoint()
         return call.outcome()
 
-    def wake(self, call: ThreadCall) -> None:
-        # As on asyncio: one wake-up of the run settles every call finished by then.
-        self._finished.append(call)
-        if not self._drain_pending:
-            self._drain_pending = True
-            try:
-                self._run_sync_soon(self._drain)
-            except trio.RunFinishedError:
-                pass
+    def _schedule(self, callback: Callable[[], object]) -> None:
+        try:
+            self._run_sync_soon(callback)
+        except trio.RunFinishedError:
+            pass  # the run is over: nobody is left to wake
 
-    def _drain(self) -> None:
-        self._drain_pending = False
-        popleft = self._finished.popleft
-        while True:
-            try:
-                call = popleft()
-            except IndexError:
-                return
-            _reschedule(call.waiter)
+    @staticmethod
+    def _settle(call: ThreadCall) -> None:
+        _reschedule(call.waiter)
 
     def start_coroutine(
         self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None
