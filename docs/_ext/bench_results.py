@@ -63,6 +63,37 @@ def case_table(case: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+_OPS = {"<=": "≤", ">=": "≥"}
+
+
+def goals_table(cases: list[dict[str, Any]]) -> list[str]:
+    """Render every case's goals (ours / peer against a threshold) as one list-table."""
+    lines = [
+        ".. list-table:: Goals of this run",
+        "   :header-rows: 1",
+        "",
+        "   * - case",
+        "     - row",
+        "     - goal (ours / peer)",
+        "     - measured",
+        "     - met",
+    ]
+    count = 0
+    for case in cases:
+        for goal in case.get("goals", []):
+            count += 1
+            op = _OPS.get(str(goal.get("op")), str(goal.get("op")))
+            target = f"{op} {_number(goal.get('threshold'), 'x')}"
+            lines += [
+                f"   * - {case.get('key', '?')}",
+                f"     - {goal.get('row', '?')}",
+                f"     - {target} x {goal.get('against', '?')}",
+                f"     - {_number(goal.get('ratio'), 'x')}",
+                f"     - {'yes' if goal.get('met') else 'no'}",
+            ]
+    return [*lines, ""] if count else []
+
+
 class BenchmarkResults(SphinxDirective):
     """Insert the published chart and tables, or a note that there are none yet."""
 
@@ -90,6 +121,7 @@ class BenchmarkResults(SphinxDirective):
                 f"commit ``{meta.get('commit', '?')}``."
             )
             lines += [summary, ""]
+            lines += goals_table(data.get("cases", []))
             for case in data.get("cases", []):
                 lines += case_table(case)
         if not lines:
