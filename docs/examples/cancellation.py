@@ -36,15 +36,23 @@ async def cancel_while_the_function_runs() -> None:
 
 
 async def timeout_while_the_function_runs() -> None:
+    release = threading.Event()
     log: list[str] = []
 
     def slow() -> None:
-        threading.Event().wait(0.2)  # blocks 0.2 s, well past the deadline
+        release.wait(5)
         log.append("function finished")
 
-    with anyio.move_on_after(0.05) as scope:
-        await sync_to_async(slow)()
-    log.append(f"timed out: {scope.cancelled_caught}")
+    async def release_after(deadline: float) -> None:
+        await anyio.sleep_until(deadline + 0.01)  # just after the timeout fired
+        log.append("deadline passed")
+        release.set()
+
+    async with anyio.create_task_group() as tg:
+        with anyio.move_on_after(0.05) as scope:
+            tg.start_soon(release_after, scope.deadline)
+            await sync_to_async(slow)()
+        log.append(f"timed out: {scope.cancelled_caught}")
     print("  " + " -> ".join(log))
 
 
