@@ -517,6 +517,31 @@ def test_run_starts_its_own_loop_and_returns_when_handle_returns(backend: str) -
     assert server.sent == [({}, "ping")]
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_run_exits_quietly_on_keyboard_interrupt(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def script(server: ScriptedServer) -> None:
+        server.get_or_create_application_instance("x", {})
+        raise KeyboardInterrupt
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            ScriptedServer(echo_app, script).run(backend=backend)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with caplog.at_level(logging.INFO, logger="asgibridge_any.server"):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(20)
+    assert not thread.is_alive()
+    assert errors == []
+    assert "Ctrl-C" in caplog.text
+
+
 def test_run_rejects_an_unknown_backend() -> None:
     with pytest.raises(ValueError, match="'asyncio' or 'trio'"):
         StatelessServer(echo_app).run(backend="curio")
