@@ -62,15 +62,22 @@ def _s2a_sampler(loop: str, s2a: S2A | None, thread_sensitive: bool) -> Sampler:
     def sample(budget: float) -> float:
         assert s2a is not None
         loop_thread = threading.get_ident()
+        seen: set[int] = set()
 
         def f(i: int) -> int:
             # running f inline on the loop thread would be fast and wrong
-            return i + 1 if threading.get_ident() != loop_thread else -1
+            me = threading.get_ident()
+            seen.add(me)
+            return i + 1 if me != loop_thread else -1
 
         async def call(i: int) -> int:
             return int(await s2a(f, thread_sensitive=thread_sensitive)(i))
 
-        return run_on(loop, lambda: time_async(call, budget))
+        value = run_on(loop, lambda: time_async(call, budget))
+        if thread_sensitive:
+            # SPEC: outside async_to_sync and contexts, one process-wide thread runs them
+            expect(len(seen) == 1, f"thread-sensitive calls ran on {len(seen)} threads")
+        return value
 
     return sample
 
@@ -266,16 +273,21 @@ def _nested_sampler(loop: str, s2a: S2A | None, a2s: S2A | None) -> Sampler:
         assert a2s is not None
         loop_thread = threading.get_ident()
         h = _checked_h(loop)
+        seen: set[int] = set()
 
         def g(i: int) -> int:
-            if threading.get_ident() == loop_thread:
+            me = threading.get_ident()
+            seen.add(me)
+            if me == loop_thread:
                 return -1
             return int(a2s(h)(i))
 
         async def call(i: int) -> int:
             return int(await s2a(g)(i))
 
-        return run_on(loop, lambda: time_async(call, budget))
+        value = run_on(loop, lambda: time_async(call, budget))
+        expect(len(seen) == 1, f"thread-sensitive g ran on {len(seen)} threads")
+        return value
 
     return sample
 
