@@ -10,6 +10,7 @@ __all__ = (
     "Goal",
     "Hung",
     "Refs",
+    "Role",
     "Row",
     "Settings",
     "WrongAnswer",
@@ -26,13 +27,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 #: A sampler takes the time budget in seconds and returns one measured value.
 Sampler = Callable[[float], float]
 T = TypeVar("T")
 #: per loop of the compared row (or "*"), the labels of the reference rows
 Refs = dict[str, tuple[str, ...]]
+#: ours, a peer library, or a floor / reference made of raw primitives
+Role = Literal["ours", "peer", "floor"]
 
 
 #: set when a sample hung; the runner then leaves with os._exit (stuck threads block exit)
@@ -76,7 +79,7 @@ class Row:
 
     impl: str
     loop: str
-    role: Literal["ours", "peer", "floor"]
+    role: Role
     sampler: Sampler | None = None
     na: str | None = None
     values: list[float | None] = field(default_factory=list)
@@ -213,7 +216,7 @@ def run_bounded(fn: Callable[[], T], timeout: float) -> T:
     ok, value = box[0]
     if not ok:
         raise value
-    return value  # type: ignore[no-any-return]
+    return cast("T", value)
 
 
 def run_case(case: Case, settings: Settings) -> None:

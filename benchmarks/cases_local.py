@@ -7,6 +7,7 @@ __all__ = ("build",)
 import contextvars
 import threading
 import time
+from typing import Any
 from typing import TYPE_CHECKING
 
 from ._harness import Case, Goal, Row, Sampler, expect
@@ -40,13 +41,13 @@ def _ops_per_second(set_get: Callable[[int], int], budget: float) -> float:
 def _attr_sampler(factory: Callable[[], object] | None) -> Sampler:
     def sample(budget: float) -> float:
         assert factory is not None
-        ns = factory()
+        ns: Any = factory()
 
         def set_get(n: int) -> int:
             total = 0
             for i in range(n):
-                ns.value = i  # type: ignore[attr-defined]
-                total += ns.value  # type: ignore[attr-defined]
+                ns.value = i
+                total += ns.value
             return total
 
         return _ops_per_second(set_get, budget)

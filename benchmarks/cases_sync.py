@@ -21,7 +21,7 @@ import sniffio
 import trio
 import trio.lowlevel
 
-from ._harness import Case, Goal, Refs, Row, Sampler, expect
+from ._harness import Case, Goal, Refs, Role, Row, Sampler, expect
 from ._impls import load
 from ._loops import fan_out, run_on, time_async, time_sync
 
@@ -50,9 +50,9 @@ def _s2a_impls() -> list[tuple[str, str, S2A | None, str | None]]:
 
 
 def _row(
-    impl: str, loop: str, role: str, sampler: Sampler | None, na: str | None
+    impl: str, loop: str, role: Role, sampler: Sampler | None, na: str | None
 ) -> Row:
-    return Row(impl=impl, loop=loop, role=role, sampler=None if na else sampler, na=na)  # type: ignore[arg-type]
+    return Row(impl=impl, loop=loop, role=role, sampler=None if na else sampler, na=na)
 
 
 # -- case 1: await sync_to_async(f)() -------------------------------------------------------

@@ -18,6 +18,7 @@ from ._harness import (
     Check,
     Goal,
     Refs,
+    Role,
     Row,
     Sampler,
     Settings,
@@ -246,7 +247,7 @@ def _wrap(adapter: Adapter | None, app: WsgiApp) -> tuple[Any, str | None]:
         return None, f"constructor raised {type(exc).__name__}: {exc}"
 
 
-def _role(impl: str) -> Any:
+def _role(impl: str) -> Role:
     return "ours" if impl == "ours" else "peer"
 
 
