@@ -7,8 +7,7 @@ __all__ = ("build",)
 import contextvars
 import threading
 import time
-from typing import Any
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._harness import Case, Goal, Row, Sampler, expect
 from ._impls import load
