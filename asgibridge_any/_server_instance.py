@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Generator
 
 
 class ApplicationInstanceTask:
@@ -105,3 +105,11 @@ class ApplicationInstanceTask:
     async def wait(self) -> None:
         """Wait until the instance has finished."""
         await self._finished.wait()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        # ``await handle`` works as ``await future`` does: wait, then return or raise.
+        return self._wait_for_result().__await__()
+
+    async def _wait_for_result(self) -> None:
+        await self._finished.wait()
+        self.result()

@@ -74,6 +74,17 @@ class ApplicationCommunicator:
 
     # --- starting the application, and its outcome -----------------------------------------
 
+    @property
+    def future(self) -> ApplicationInstanceTask:
+        """
+        The running application's handle, starting the application if needed (as asgiref).
+
+        It offers ``done()``, ``cancel()``, ``cancelled()``, ``exception()`` and
+        ``result()``, and ``await comm.future`` waits for the application and re-raises
+        what it raised.
+        """
+        return self._started()
+
     def _started(self) -> ApplicationInstanceTask:
         if self._task is not None:
             return self._task

@@ -248,6 +248,21 @@ async def test_stop_before_start_does_nothing() -> None:
     assert not app.started
 
 
+async def test_future_starts_the_app_and_awaiting_it_gives_the_outcome() -> None:
+    comm = ApplicationCommunicator(echo_app, {})
+    future = comm.future
+    assert not future.done()
+    await comm.send_input("stop")
+    await future
+    assert future.done()
+    assert not future.cancelled()
+    failing = ApplicationCommunicator(failing_app, {})
+    await failing.send_input("go")
+    with pytest.raises(Failure):
+        await failing.future
+    assert isinstance(failing.future.exception(), Failure)
+
+
 async def test_double_callable_apps_are_accepted() -> None:
     class Legacy:
         def __init__(self, scope: Any) -> None:
