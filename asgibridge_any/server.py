@@ -45,8 +45,8 @@ class StatelessServer:
     :meth:`run`, or ``await`` :meth:`arun` inside a running asyncio or trio loop.
 
     :attr:`application_instances` maps each scope id to a dict with the keys
-    ``"input_queue"`` (an :class:`ApplicationQueue`), ``"future"`` (an object with
-    ``cancel()``, ``done()``, ``cancelled()``, ``exception()`` and ``result()``),
+    ``"input_queue"`` (an :class:`ApplicationQueue`), ``"future"`` (an awaitable handle
+    with ``cancel()``, ``done()``, ``cancelled()``, ``exception()`` and ``result()``),
     ``"scope"`` and ``"last_used"`` (a :func:`time.time` timestamp), least recently used
     first.
 
@@ -59,8 +59,9 @@ class StatelessServer:
     :param application: the ASGI application (ASGI 3, or ASGI 2 double-callable)
     :param max_applications: the most application instances alive at once; creating one
         more cancels the least recently used one
-    :raises TypeError: if ``application`` is not callable
-    :raises ValueError: if ``max_applications`` is not a positive integer
+    :raises TypeError: if ``application`` is not callable, or ``max_applications`` is
+        not an int
+    :raises ValueError: if ``max_applications`` is less than 1
     """
 
     #: Seconds between two sweeps for finished application instances.
