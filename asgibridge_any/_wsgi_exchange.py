@@ -63,6 +63,9 @@ class Exchange:
         self._limit = limit
         self._cond = threading.Condition(threading.Lock())
         self.reader_scope = anyio.CancelScope()
+        # One receive() at a time, in order; _seen once the first message arrived.
+        self._receive_lock = anyio.Lock()
+        self._seen = False
         #: the first failure of a loop-side task that is not the client's fault
         self.error: BaseException | None = None
         # Set under the lock; the thread checks it at every wait.
@@ -233,40 +236,61 @@ class Exchange:
             if wakeup is not None:
                 await wakeup.wait()
                 continue
-            message = await self._receive()
-            try:
-                kind = message["type"]
-            except (TypeError, KeyError):
+            async with self._receive_lock:
+                if await self._take_message():
+                    return
+
+    async def ensure_request_seen(self) -> None:
+        """
+        Receive the request's first message if nobody has yet.
+
+        Nothing is sent before the server delivered the first ``http.request`` (or an
+        ``http.disconnect``, which aborts), as asgiref's adapter behaves; the
+        application itself may start earlier, so it still gets the body streamed.
+        """
+        if self._seen:
+            return
+        async with self._receive_lock:
+            if not self._seen:
+                await self._take_message()
+
+    async def _take_message(self) -> bool:
+        # Receive one message and file it; True when there is nothing more to read.
+        message = await self._receive()
+        self._seen = True
+        try:
+            kind = message["type"]
+        except (TypeError, KeyError):
+            raise ValueError(
+                f"ASGI receive() returned a message without a 'type': {message!r}"
+            ) from None
+        if kind == "http.request":
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray, memoryview)):
                 raise ValueError(
-                    f"ASGI receive() returned a message without a 'type': {message!r}"
-                ) from None
-            if kind == "http.request":
-                body = message.get("body", b"")
-                if not isinstance(body, (bytes, bytearray, memoryview)):
-                    raise ValueError(
-                        "ASGI http.request message['body'] must be bytes, "
-                        f"got {type(body).__name__}"
-                    )
-                more = message.get("more_body", False)
-                with self._cond:
-                    if self._eof:
-                        # Past the end of the body only http.disconnect is expected; a
-                        # server that says otherwise cannot tell us about disconnects.
-                        return
-                    if body:
-                        self._chunks.append(bytes(body))
-                        self._buffered += len(body)
-                    if not more:
-                        self._eof = True
-                    self._cond.notify_all()
-            elif kind == "http.disconnect":
-                self.abort()
-                return
-            else:
-                raise ValueError(
-                    f"ASGI http message['type'] must be 'http.request' or "
-                    f"'http.disconnect', got {kind!r}"
+                    "ASGI http.request message['body'] must be bytes, "
+                    f"got {type(body).__name__}"
                 )
+            more = message.get("more_body", False)
+            with self._cond:
+                if self._eof:
+                    # Past the end of the body only http.disconnect is expected; a
+                    # server that says otherwise cannot tell us about disconnects.
+                    return True
+                if body:
+                    self._chunks.append(bytes(body))
+                    self._buffered += len(body)
+                if not more:
+                    self._eof = True
+                self._cond.notify_all()
+            return False
+        if kind == "http.disconnect":
+            self.abort()
+            return True
+        raise ValueError(
+            f"ASGI http message['type'] must be 'http.request' or "
+            f"'http.disconnect', got {kind!r}"
+        )
 
     async def _sender(self) -> None:
         try:
@@ -284,6 +308,10 @@ class Exchange:
                 if wakeup is not None:
                     await wakeup.wait()
                     continue
+                if not self._seen:
+                    await self.ensure_request_seen()
+                    if self.aborted:
+                        return
                 await self._send(message)
                 with self._cond:
                     self._unsent -= size

@@ -222,8 +222,11 @@ class WsgiToAsgiInstance:
                 exchange.reader_scope.cancel()
         if exchange.error is not None:
             raise exchange.error
-        if not exchange.aborted:
+        if not exchange.aborted and outcome.messages:
             try:
+                await exchange.ensure_request_seen()
+                if exchange.aborted:
+                    return  # the client left before its request arrived
                 for message in outcome.messages:
                     await send(message)
             except OSError:

@@ -61,11 +61,14 @@ class Driver:
         self.outbox = anyio.create_memory_object_stream[Message](send_buffer)
         #: how many times the application called receive()
         self.receive_calls = 0
+        #: set on the first call of receive()
+        self.receiving = anyio.Event()
         self.done = anyio.Event()
         self.error: BaseException | None = None
 
     async def receive(self) -> Message:
         self.receive_calls += 1
+        self.receiving.set()
         return await self.inbox[1].receive()
 
     async def send(self, message: Any) -> None:
