@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = ("FULL", "QUICK", "main")
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, default=HERE / "results", help="results directory"
     )
+    parser.add_argument("--rounds", type=int, help="override the number of rounds")
+    parser.add_argument(
+        "--budget", type=float, help="override the seconds each sample measures"
+    )
     parser.add_argument(
         "--publish",
         action="store_true",
@@ -128,6 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     settings = QUICK if args.quick else FULL
+    if args.rounds is not None:
+        settings = dataclasses.replace(
+            settings, rounds=args.rounds, e2e_rounds=args.rounds
+        )
+    if args.budget is not None:
+        settings = dataclasses.replace(settings, budget=args.budget)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
