@@ -169,6 +169,8 @@ def chart(data: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    # SVG text stays text (small file, searchable, styled by the docs' fonts)
+    matplotlib.rcParams["svg.fonttype"] = "none"
     import matplotlib.pyplot as plt
 
     goal_bars: list[tuple[str, float | None, float, bool | None]] = []
