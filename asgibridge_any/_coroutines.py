@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -34,3 +35,25 @@ else:  # pragma: no cover - Python 3.11
             func = func.__func__
         func._is_coroutine = _MARK  # type: ignore[attr-defined]
         return func
+
+
+_FunctionType = types.FunctionType
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
+def is_async_callable(obj: object) -> bool:
+    """
+    Tell whether calling ``obj`` gives a coroutine: a coroutine function, a partial of
+    one, an object whose ``__call__`` is one, or anything marked as one.
+
+    Plain functions, by far the most common argument, take a fast path: one code-flag
+    test (and a full check only if the function carries attributes, where a marker
+    could hide).
+    """
+    if type(obj) is _FunctionType:
+        if obj.__code__.co_flags & _CO_COROUTINE:
+            return True
+        return bool(obj.__dict__) and iscoroutinefunction(obj)
+    return iscoroutinefunction(obj) or iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - the method itself is inspected
+    )

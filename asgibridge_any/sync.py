@@ -48,7 +48,7 @@ from ._calls import (
     sensitive_executor,
     thread_state,
 )
-from ._coroutines import iscoroutinefunction, markcoroutinefunction
+from ._coroutines import is_async_callable, iscoroutinefunction, markcoroutinefunction
 from ._routing import (
     AsyncSingleThreadContext,
     ThreadSensitiveContext,
@@ -102,7 +102,37 @@ class _CurrentExecutorView:
         return sensitive_executor.get(None)
 
 
-class SyncToAsync(Generic[_P, _R]):
+class _WrapsCallable:
+    """
+    Show the wrapped callable's metadata, as :func:`functools.update_wrapper` would.
+
+    Looked up on demand rather than copied: ``__name__``, ``__qualname__``,
+    ``__wrapped__``, ``__self__`` of a bound method, and the callable's own
+    attributes. ``__doc__`` and ``__module__`` are set by ``__init__`` (the class has
+    its own).
+    """
+
+    func: Callable[..., Any]
+
+    if not TYPE_CHECKING:  # keep attribute typos visible to mypy
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called when ordinary lookup fails.
+            func = self.__dict__.get("func")
+            if func is not None:
+                if name == "__wrapped__":
+                    return func
+                if name in _DELEGATED or name in getattr(func, "__dict__", ()):
+                    return getattr(func, name)
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            )
+
+
+_DELEGATED = frozenset(("__name__", "__qualname__", "__self__", "__type_params__"))
+
+
+class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
     """
     An awaitable wrapper around a sync callable; see :func:`sync_to_async`.
 
@@ -131,11 +161,7 @@ class SyncToAsync(Generic[_P, _R]):
         *,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
-        if (
-            not callable(func)
-            or iscoroutinefunction(func)
-            or iscoroutinefunction(func.__call__)  # type: ignore[operator]
-        ):
+        if not callable(func) or is_async_callable(func):
             error = TypeError("sync_to_async can only be applied to sync functions.")
             error.add_note(
                 f"got {func!r}: await an async function directly instead of wrapping "
@@ -152,8 +178,11 @@ class SyncToAsync(Generic[_P, _R]):
                 "sync_to_async(): limiter only applies to thread_sensitive=False calls "
                 "without an executor"
             )
-        functools.update_wrapper(self, func)
         self.func = func
+        # Code builds a wrapper per call (``await sync_to_async(f)()``), so the rest of
+        # functools.update_wrapper's copying is done on demand (_WrapsCallable).
+        self.__doc__ = func.__doc__
+        self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
         self.context = context
         self._thread_sensitive = thread_sensitive
         self._executor = executor
@@ -162,10 +191,6 @@ class SyncToAsync(Generic[_P, _R]):
             type(self).thread_handler is not SyncToAsync.thread_handler
         )
         markcoroutinefunction(self)
-        try:
-            self.__self__ = func.__self__  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
 
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """
@@ -258,7 +283,7 @@ class SyncToAsync(Generic[_P, _R]):
         return functools.update_wrapper(bound, self.func)
 
 
-class AsyncToSync(Generic[_P, _R]):
+class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
     """
     A sync wrapper around an async callable; see :func:`async_to_sync`.
     """
@@ -282,21 +307,16 @@ class AsyncToSync(Generic[_P, _R]):
         *,
         backend: str | None = None,
     ) -> None:
-        if not callable(awaitable) or (
-            not iscoroutinefunction(awaitable)
-            and not iscoroutinefunction(awaitable.__call__)  # type: ignore[operator]
-        ):
+        if not callable(awaitable) or not is_async_callable(awaitable):
             # Detection has false negatives (a sync function returning an awaitable
             # is fine), so this only warns.
             warnings_warn("async_to_sync was passed a non-async-marked callable")
         self.awaitable = awaitable
+        self.func = awaitable
+        self.__doc__ = getattr(awaitable, "__doc__", None)
+        self.__module__ = getattr(awaitable, "__module__", None)  # type: ignore[assignment]
         self.force_new_loop = force_new_loop
         self.backend = _loops.validate_backend(backend)
-        try:
-            self.__self__ = awaitable.__self__  # type: ignore[union-attr]
-        except AttributeError:
-            pass
-        functools.update_wrapper(self, awaitable)
 
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """

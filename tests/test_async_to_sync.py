@@ -231,7 +231,7 @@ def test_decorator_forms_and_method_binding() -> None:
 
     bound = async_to_sync(method_body.__get__(thing))
     assert isinstance(bound, AsyncToSync)
-    assert bound.__self__ is thing
+    assert bound.__self__ is thing  # type: ignore[attr-defined]
     assert bound() is thing
 
 

@@ -400,6 +400,12 @@ def test_wrapper_looks_like_the_wrapped_coroutine_function() -> None:
     assert wrapped.__name__ == "documented"
     assert wrapped.__doc__ == "Doc of the wrapped function."
     assert wrapped.__wrapped__ is documented
+    assert wrapped.__qualname__ == documented.__qualname__
+    assert wrapped.__module__ == documented.__module__
+    documented.flag = "set on the function"  # type: ignore[attr-defined]
+    assert wrapped.flag == "set on the function"  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        wrapped.no_such_attribute  # type: ignore[attr-defined]  # noqa: B018
     twice = sync_to_async(functools.wraps(documented)(lambda x: x))
     assert twice.__name__ == "documented"
     if sys.version_info >= (3, 12):
@@ -422,7 +428,7 @@ async def test_decorator_forms_and_method_binding() -> None:
     assert await thing.plain() is thing
     assert await thing.loose() is thing
     bound = sync_to_async(thing.plain.__wrapped__.__get__(thing))  # type: ignore[attr-defined]
-    assert bound.__self__ is thing
+    assert bound.__self__ is thing  # type: ignore[attr-defined]
 
 
 def test_sync_to_async_rejects_what_it_cannot_run() -> None:
@@ -464,3 +470,5 @@ def test_markcoroutinefunction_marks_a_sync_function_returning_a_coroutine() -> 
     assert markcoroutinefunction(factory) is factory
     assert iscoroutinefunction(factory)
     assert async_to_sync(factory)() == 1  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sync functions"):
+        sync_to_async(factory)
