@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import functools
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -51,6 +52,10 @@ def main() -> None:
     parser.add_argument("--worker", choices=("asyncio", "trio"), required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    cpus = os.environ.get("ASGIBRIDGE_BENCH_CPUS")
+    if cpus:
+        # the benchmark process pinned itself (--pin); the server gets every CPU back
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 
     adapter = _adapter(args.impl)
 

@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, default=HERE / "results", help="results directory"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin this process (all its threads) to one CPU: hop latencies without "
+        "cross-CPU wake-ups; the case-8 servers keep every CPU",
+    )
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument(
         "--budget", type=float, help="override the seconds each sample measures"
@@ -132,6 +138,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"chart: {target}\nmarkdown: {args.out / 'summary.md'}")
         return
 
+    pinned = None
+    if args.pin:
+        # before any thread exists, so that every thread inherits the affinity
+        pinned = min(os.sched_getaffinity(0))
+        os.environ["ASGIBRIDGE_BENCH_CPUS"] = ",".join(
+            map(str, sorted(os.sched_getaffinity(0)))
+        )
+        os.sched_setaffinity(0, {pinned})
     settings = QUICK if args.quick else FULL
     if args.rounds is not None:
         settings = dataclasses.replace(
@@ -142,10 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    json_path = out / f"{settings.name}-{stamp}.json"
+    tag = settings.name + ("-pinned" if pinned is not None else "")
+    json_path = out / f"{tag}-{stamp}.json"
     started = time.perf_counter()
     meta: dict[str, Any] = {
-        "mode": settings.name,
+        "mode": tag,
+        "pinned_cpu": pinned,
         "settings": vars(settings),
         "started": _now(),
         "finished": None,
@@ -158,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         "loadavg_after": None,
     }
     data: dict[str, Any] = {"meta": meta, "cases": []}
-    print(f"asgibridge_any benchmarks, {settings.name} run - {meta['machine']}")
+    print(f"asgibridge_any benchmarks, {tag} run - {meta['machine']}")
     print(
         f"python {meta['python']}; "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
@@ -186,10 +202,10 @@ def main(argv: list[str] | None = None) -> None:
     meta["wall_seconds"] = round(time.perf_counter() - started, 1)
     meta["loadavg_after"] = list(os.getloadavg())
     _write_json(json_path, data)
-    shutil.copyfile(json_path, out / f"latest-{settings.name}.json")
-    chart_path = out / f"ratios-{settings.name}.svg"
+    shutil.copyfile(json_path, out / f"latest-{tag}.json")
+    chart_path = out / f"ratios-{tag}.svg"
     chart(data, chart_path)
-    (out / f"summary-{settings.name}.md").write_text(markdown(data))
+    (out / f"summary-{tag}.md").write_text(markdown(data))
     print(goals_summary(cases))
     print(
         f"\nwall time {meta['wall_seconds']} s; load average now {meta['loadavg_after'][0]:.2f}"
