@@ -37,6 +37,27 @@ else:  # pragma: no cover - Python 3.11
         return func
 
 
+def _probe() -> None:  # pragma: no cover - never called
+    pass
+
+
+# What markcoroutinefunction stores (its attribute name and value differ between
+# Python versions): learnt once from a function marked here.
+_MARKS = tuple(markcoroutinefunction(_probe).__dict__.items())
+
+
+def mark_instance(obj: object) -> None:
+    """
+    Mark a callable object as a coroutine function, as markcoroutinefunction does.
+
+    Sets the marker directly: markcoroutinefunction first probes ``__func__``, which
+    on the bridge's wrappers goes through their attribute delegation (and an
+    exception) on every wrapper built.
+    """
+    for name, value in _MARKS:
+        object.__setattr__(obj, name, value)
+
+
 _FunctionType = types.FunctionType
 _CO_COROUTINE = inspect.CO_COROUTINE
 

@@ -48,7 +48,12 @@ from ._calls import (
     sensitive_executor,
     thread_state,
 )
-from ._coroutines import is_async_callable, iscoroutinefunction, markcoroutinefunction
+from ._coroutines import (
+    is_async_callable,
+    iscoroutinefunction,
+    mark_instance,
+    markcoroutinefunction,
+)
 from ._routing import (
     AsyncSingleThreadContext,
     ThreadSensitiveContext,
@@ -190,7 +195,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         self._custom_handler = (
             type(self).thread_handler is not SyncToAsync.thread_handler
         )
-        markcoroutinefunction(self)
+        mark_instance(self)
 
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """
