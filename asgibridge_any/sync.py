@@ -315,7 +315,7 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
         if not callable(awaitable) or not is_async_callable(awaitable):
             # Detection has false negatives (a sync function returning an awaitable
             # is fine), so this only warns.
-            warnings_warn("async_to_sync was passed a non-async-marked callable")
+            _warn("async_to_sync was passed a non-async-marked callable")
         self.awaitable = awaitable
         self.func = awaitable
         self.__doc__ = getattr(awaitable, "__doc__", None)
@@ -427,7 +427,7 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
         return functools.update_wrapper(bound, self.awaitable)
 
 
-def warnings_warn(message: str) -> None:
+def _warn(message: str) -> None:
     import warnings
 
     warnings.warn(message, UserWarning, stacklevel=3)
