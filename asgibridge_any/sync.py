@@ -430,7 +430,8 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
 def _warn(message: str) -> None:
     import warnings
 
-    warnings.warn(message, UserWarning, stacklevel=3)
+    # Points at the caller of async_to_sync(): _warn < __init__ < async_to_sync < caller.
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 @overload

@@ -299,3 +299,12 @@ def test_idle_workers_are_retired_after_the_idle_timeout(
     assert len(retired) == 1
     retired[0].join(10)
     assert not retired[0].is_alive()
+
+
+def test_warning_points_at_the_callers_line() -> None:
+    def sync_function() -> None:
+        pass
+
+    with pytest.warns(UserWarning) as record:
+        async_to_sync(sync_function)  # type: ignore[arg-type]
+    assert record[0].filename == __file__
