@@ -305,6 +305,6 @@ def test_warning_points_at_the_callers_line() -> None:
     def sync_function() -> None:
         pass
 
-    with pytest.warns(UserWarning) as record:
+    with pytest.warns(UserWarning, match="non-async") as record:
         async_to_sync(sync_function)  # type: ignore[arg-type]
     assert record[0].filename == __file__
