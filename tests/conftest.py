@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from asgibridge_any import _context
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -52,3 +54,10 @@ def no_stray_threads() -> Iterator[None]:
         if thread.is_alive() and not _is_idle_pool_thread(thread):
             stray.append(thread)
     assert not stray, f"test left threads running: {stray!r}"
+
+
+@pytest.fixture(params=[True, False], ids=["tagged", "untagged"])
+def tagging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a Local test with values tagged by thread (the default) and without."""
+    monkeypatch.setattr(_context, "TAG_THREADS", request.param)
+    return bool(request.param)

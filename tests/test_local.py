@@ -10,7 +10,7 @@ import contextvars
 import copy
 import pickle
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -20,47 +20,10 @@ import pytest
 from asgibridge_any import _context
 from asgibridge_any.local import Local, _DefaultLocal, _ThreadCriticalLocal
 
+from ._local_helpers import in_new_thread
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from anyio.abc import TaskStatus
-
-
-def in_new_thread(func: Callable[[], Any], inherit: bool = False) -> Any:
-    """
-    Run ``func`` in a new thread and return its result (or raise its exception).
-
-    :param inherit: start the thread in a copy of this thread's context, as Python
-        3.14 does with ``thread_inherit_context``
-    """
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, func()))
-        except BaseException as exc:
-            outcome.append((False, exc))
-
-    target = contextvars.copy_context().run if inherit else None
-    thread = (
-        threading.Thread(target=target, args=(run,))
-        if target
-        else threading.Thread(target=run)
-    )
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive()
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
-@pytest.fixture(params=[True, False], ids=["tagged", "untagged"])
-def tagging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Run a test with values tagged by thread (the default) and without."""
-    monkeypatch.setattr(_context, "TAG_THREADS", request.param)
-    return bool(request.param)
 
 
 both_kinds = pytest.mark.parametrize(
