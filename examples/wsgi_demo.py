@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httpx
 import trio
@@ -22,6 +22,8 @@ from hypercorn.trio import serve
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from hypercorn.typing import Framework
 
 
 async def talk_to(url: str) -> None:
@@ -69,9 +71,10 @@ async def main() -> None:
     stop = trio.Event()
     print(f"hypercorn (trio worker) serving examples/flask_app.py on {url}")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            partial(serve, application, config, shutdown_trigger=stop.wait)
-        )
+        # hypercorn types its ASGI messages with TypedDicts of its own; ours are the
+        # ASGI spec's, which mypy cannot match up, hence the cast.
+        asgi_app = cast("Framework", application)
+        nursery.start_soon(partial(serve, asgi_app, config, shutdown_trigger=stop.wait))
         try:
             await talk_to(url)
         finally:
