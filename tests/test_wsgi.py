@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -446,3 +446,17 @@ async def test_duplicate_header_limit_zero_disables_the_limit_as_in_asgiref() ->
     scope = http_scope(headers=[(b"x-dup", b"v")] * 300)
     messages = await call(WsgiToAsgi(hello, duplicate_header_limit=0), scope)
     assert messages[0]["status"] == 200
+
+
+def upper_lines_app(closed: threading.Event) -> WsgiApp:
+    """A WSGI app that streams each request line back upper-cased, then sets ``closed``."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            for line in environ["wsgi.input"]:
+                yield line.upper()
+        finally:
+            closed.set()
+
+    return app

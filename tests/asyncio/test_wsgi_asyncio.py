@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asgibridge_any.wsgi import WsgiToAsgi
-from tests.test_wsgi import http_scope
+from tests.test_wsgi import http_scope, upper_lines_app
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from tests.test_wsgi import Environ, Message, StartResponse
 
 
@@ -21,17 +19,9 @@ async def test_streams_both_ways_in_a_bare_asyncio_task() -> None:
     """Test that a request in an asyncio.Task (not an anyio task group) streams and ends."""
     closed = threading.Event()
 
-    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
-        start_response("200 OK", [])
-        try:
-            for line in environ["wsgi.input"]:
-                yield line.upper()
-        finally:
-            closed.set()
-
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
-    adapter: Any = WsgiToAsgi(app)
+    adapter: Any = WsgiToAsgi(upper_lines_app(closed))
     scope = http_scope(method="POST", headers=[(b"transfer-encoding", b"chunked")])
     task = asyncio.create_task(adapter(scope, inbox.get, outbox.put))
     await inbox.put({"type": "http.request", "body": b"one\n", "more_body": True})

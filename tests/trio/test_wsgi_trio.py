@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from asgibridge_any.wsgi import WsgiToAsgi
-from tests.test_wsgi import Message, http_scope
+from tests.test_wsgi import Message, http_scope, upper_lines_app
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from tests.test_wsgi import Environ, StartResponse
 
 
@@ -20,17 +18,9 @@ async def test_streams_both_ways_in_a_trio_nursery() -> None:
     """Test that a request run by a trio nursery, with trio channels, streams and ends."""
     closed = threading.Event()
 
-    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
-        start_response("200 OK", [])
-        try:
-            for line in environ["wsgi.input"]:
-                yield line.upper()
-        finally:
-            closed.set()
-
     to_app, app_inbox = trio.open_memory_channel[Message](10)
     app_outbox, from_app = trio.open_memory_channel[Message](0)
-    adapter: Any = WsgiToAsgi(app)
+    adapter: Any = WsgiToAsgi(upper_lines_app(closed))
     scope = http_scope(method="POST", headers=[(b"transfer-encoding", b"chunked")])
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
