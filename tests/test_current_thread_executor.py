@@ -10,20 +10,38 @@ import pytest
 from asgibridge_any.current_thread_executor import CurrentThreadExecutor
 
 
-def test_submitted_work_runs_in_the_creating_thread() -> None:
-    executor = CurrentThreadExecutor()
+def _thread_serving(
+    target: CurrentThreadExecutor, server: CurrentThreadExecutor
+) -> object:
+    """Submit from another thread to ``target`` while ``server`` serves; return the
+    thread that ran the work."""
     done: Future[None] = Future()
     results: list[threading.Thread] = []
 
     def submitter() -> None:
-        results.append(executor.submit(threading.current_thread).result(10))
+        results.append(target.submit(threading.current_thread).result(10))
         done.set_result(None)
 
     thread = threading.Thread(target=submitter)
     thread.start()
-    executor.run_until_future(done)
+    server.run_until_future(done)
     thread.join(10)
-    assert results == [threading.current_thread()]
+    return results[0]
+
+
+def _finished_executor(
+    old: CurrentThreadExecutor | None = None,
+) -> CurrentThreadExecutor:
+    executor = CurrentThreadExecutor(old_executor=old)
+    finished: Future[None] = Future()
+    finished.set_result(None)
+    executor.run_until_future(finished)
+    return executor
+
+
+def test_submitted_work_runs_in_the_creating_thread() -> None:
+    executor = CurrentThreadExecutor()
+    assert _thread_serving(executor, executor) is threading.current_thread()
 
 
 def test_submit_from_its_own_thread_is_refused() -> None:
@@ -52,31 +70,13 @@ def test_run_until_future_from_another_thread_is_refused() -> None:
 
 def test_finished_executor_forwards_to_its_outer_one() -> None:
     outer = CurrentThreadExecutor()
-    inner = CurrentThreadExecutor(old_executor=outer)
-    finished: Future[None] = Future()
-    finished.set_result(None)
-    inner.run_until_future(finished)
+    inner = _finished_executor(outer)
     assert inner.finished
-
-    done: Future[None] = Future()
-    results: list[threading.Thread] = []
-
-    def submitter() -> None:
-        results.append(inner.submit(threading.current_thread).result(10))
-        done.set_result(None)
-
-    thread = threading.Thread(target=submitter)
-    thread.start()
-    outer.run_until_future(done)
-    thread.join(10)
-    assert results == [threading.current_thread()]
+    assert _thread_serving(inner, outer) is threading.current_thread()
 
 
 def test_finished_executor_without_outer_one_raises() -> None:
-    executor = CurrentThreadExecutor()
-    finished: Future[None] = Future()
-    finished.set_result(None)
-    executor.run_until_future(finished)
+    executor = _finished_executor()
     errors: list[BaseException] = []
 
     def submitter() -> None:
