@@ -106,7 +106,7 @@ class CurrentThreadExecutor(Executor):
                 "CurrentThreadExecutor.run_until_future() must be called from the "
                 "thread that created the executor"
             )
-        future.add_done_callback(lambda _: self._queue.put(_WAKE))
+        future.add_done_callback(lambda _: self._wake())
         self._serve(future.done)
 
     def _serve(self, done: Callable[[], bool]) -> None:
