@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo compat bench bench-quick docs clean
+.PHONY: test lint typecheck pytest demo compat stress stress-short bench bench-quick docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ demo: $(STAMP)
 # asgiref 3.13's own test suite against this package (issue 7); see compat/run.py.
 compat: $(STAMP)
 	$(BIN)/python compat/run.py
+
+# Randomised storms against the bridge and the WSGI adapter; see tests/stress/.
+stress: $(STAMP)
+	$(BIN)/python -m tests.stress
+
+stress-short: $(STAMP)
+	$(BIN)/python -m tests.stress --short
 
 # Benchmarks (issue 8): one process compares us with asgiref, a2wsgi and raw anyio; see benchmarks/README.md.
 bench: $(STAMP)

@@ -1,0 +1,1 @@
+"""Randomised storms against the bridge and the WSGI adapter (``make stress``); not collected by pytest."""
