@@ -1,12 +1,22 @@
-# The records that travel between an event loop and a thread for one bridge call.
+# The hand-off protocol between event loops and threads, written once.
 #
 # ThreadCall is one ``await sync_to_async(f)()``: built on the loop, run on a thread,
 # finished back on the loop. CoroutineCall is one ``async_to_sync(f)()``: built on the
-# blocked sync thread, run as a task on a loop. Both are plain slotted objects so the
-# hot path allocates one small record and nothing else; the loop-specific waiting
-# lives in _backends.
+# blocked sync thread, run as a task on a loop. Every rule about their outcome and
+# cancellation lives here; a backend (_backends/) only parks, wakes, starts and
+# cancels:
+#
+# - A cancelled ThreadCall waits for its thread (threads can't be interrupted), but
+#   first cancels the CoroutineCall its thread may be blocked on (``inner``), so the
+#   chain unwinds. The cancellation is then raised, whatever the call's outcome:
+#   an inner coroutine that absorbed its own cancellation does not absorb ours.
+# - A CoroutineCall can be cancelled from any thread, also before its task started.
+#   Its task always ends with finish(), which wakes the waiting thread.
+# - A thread interrupted while it waits for a CoroutineCall (Ctrl-C) cancels it and
+#   keeps waiting; interrupted again, it gives up on it (see wait_for_coroutine).
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 from contextvars import Context, ContextVar
@@ -22,7 +32,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._backends import LoopHandle
-    from .current_thread_executor import CurrentThreadExecutor
+    from ._serving import Serving
+
+# Sets the exception sys.exception() reports in the current frame, without raising
+# it: raising would add to its traceback (and __context__) on every crossing.
+_set_handled = ctypes.pythonapi.PyErr_SetHandledException
+_set_handled.argtypes = [ctypes.py_object]
+_set_handled.restype = None
 
 
 class _ThreadState(threading.local):
@@ -32,14 +48,24 @@ class _ThreadState(threading.local):
 
 thread_state = _ThreadState()
 
-#: The CurrentThreadExecutor of the nearest sync thread blocked in async_to_sync
-#: above the current code; thread-sensitive calls go there first.
-sensitive_executor: ContextVar[CurrentThreadExecutor | None] = ContextVar(
+#: The serving queue of the nearest sync thread blocked in async_to_sync above the
+#: current code; thread-sensitive calls go there first.
+sensitive_executor: ContextVar[Serving | None] = ContextVar(
     "asgibridge_any.sensitive_executor"
 )
 #: The thread-sensitive ThreadCall running the current sync code, if any: lets a call
-#: that would need this very thread while it is busy fail instead of hanging.
+#: that would need this very thread while it is busy fail instead of hanging. Code
+#: below async_to_sync runs with it cleared (that thread serves such calls).
 running_call: ContextVar[ThreadCall | None] = ContextVar("asgibridge_any.running_call")
+
+
+def _strip(exc: BaseException, codes: tuple[object, ...]) -> BaseException:
+    # Drop the bridge's own frames from the top of a traceback the callee made.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code in codes:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+    return exc
 
 
 class ThreadCall:
@@ -53,7 +79,7 @@ class ThreadCall:
         "finished",
         "func",
         "handle",
-        "inner_cancel",
+        "inner",
         "kwargs",
         "ok",
         "source",
@@ -70,6 +96,7 @@ class ThreadCall:
         kwargs: dict[str, Any],
         context: Context,
         target: object | None,
+        exc: BaseException | None,
     ) -> None:
         self.handle = handle
         self.func = func
@@ -78,53 +105,50 @@ class ThreadCall:
         self.context = context
         #: The lane or executor a thread-sensitive call runs on (None otherwise).
         self.target = target
-        self.exc = sys.exception()
+        #: The caller's current exception, shown by sys.exception() in the thread.
+        self.exc = exc
         #: The caller's thread: the function sees the Local values the caller saw.
         self.source = _get_ident()
         self.finished = False
         self.ok = False
         self.value: Any = None
+        #: The backend's handle on the parked task.
         self.waiter: Any = None
         self.cancel_requested = False
-        #: Cancels the coroutine this call's thread is blocked on in async_to_sync.
-        self.inner_cancel: Callable[[], object] | None = None
+        #: The CoroutineCall this call's thread is blocked on in async_to_sync.
+        self.inner: CoroutineCall | None = None
 
     def run(self) -> None:
         """Run the function in this thread and hand the outcome to the loop."""
         state = thread_state
         previous = state.call
         state.call = self
+        exc = self.exc
+        if exc is not None:
+            handled = sys.exception()
+            _set_handled(exc)
         try:
-            if self.target is None and self.exc is None and not _context.TAG_THREADS:
-                self.value = self.context.run(self.func, *self.args, **self.kwargs)
-            else:
-                self.value = self.context.run(self._run_in_context)
+            self.value = self.context.run(self._run_in_context)
             self.ok = True
-        except BaseException as exc:
-            self.value = exc
-        finally:
-            state.call = previous
+        except BaseException as error:
+            self.value = _strip(error, _THREAD_CODES)
+        if exc is not None:
+            _set_handled(handled)
+        state.call = previous
         self.finished = True
         self.handle.wake(self)
 
     def _run_in_context(self) -> Any:
         adopted = _context.adopt(self.source)
-        marker = running_call.set(self) if self.target is not None else None
+        marker = running_call.set(self if self.target is not None else None)
         # Sync code runs in no async library, whatever anyio.run told sniffio.
         library = _library_var.set(None) if _library_var.get() is not None else None
         try:
-            if self.exc is not None:
-                # Re-raise the caller's exception so sys.exc_info() shows it here.
-                try:
-                    raise self.exc
-                except BaseException:
-                    return self.func(*self.args, **self.kwargs)
             return self.func(*self.args, **self.kwargs)
         finally:
             if library is not None:
                 _library_var.reset(library)
-            if marker is not None:
-                running_call.reset(marker)
+            running_call.reset(marker)
             _context.unadopt(adopted)
 
     def abandon(self, exc: BaseException) -> None:
@@ -133,34 +157,135 @@ class ThreadCall:
         self.finished = True
         self.handle.wake(self)
 
-    def outcome(self) -> Any:
-        if self.ok:
-            return self.value
-        raise self.value
+    def request_cancel(self) -> None:
+        """On the loop: the awaiting task was cancelled; unwind what the thread waits on."""
+        self.cancel_requested = True
+        inner = self.inner
+        if inner is not None:
+            inner.cancel()
+
+
+_THREAD_CODES = (ThreadCall.run.__code__, ThreadCall._run_in_context.__code__)
+
+
+async def run_in_thread(
+    handle: LoopHandle, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
+) -> None:
+    """
+    Hand ``call`` to ``dispatch`` and wait until its thread finished it.
+
+    A cancellation meanwhile is held back until then, and raised even if the call
+    succeeded; otherwise the outcome is in ``call.ok`` and ``call.value``.
+    """
+    held = await handle.park(call, dispatch)
+    if held is not None:
+        await handle.deliver(held)
 
 
 class CoroutineCall:
     """One ``async_to_sync`` invocation: its outcome and the thread waiting for it."""
 
-    __slots__ = ("done", "executor", "ok", "value")
+    __slots__ = (
+        "cancelled",
+        "done",
+        "handle",
+        "ok",
+        "parent",
+        "serving",
+        "task",
+        "value",
+    )
 
-    def __init__(self, executor: CurrentThreadExecutor) -> None:
-        self.executor = executor
+    def __init__(self, serving: Serving, parent: ThreadCall | None) -> None:
+        self.serving = serving
+        #: The ThreadCall whose thread waits here (it cancels us when cancelled).
+        self.parent = parent
+        self.handle: LoopHandle | None = None
+        self.task: Any = None
+        self.cancelled = False
         self.done = False
         self.ok = False
         self.value: Any = None
 
+    def attach(self, handle: LoopHandle) -> None:
+        """Before the task starts: it runs on ``handle``'s loop."""
+        self.handle = handle
+        parent = self.parent
+        if parent is not None:
+            parent.inner = self
+            if parent.cancel_requested:
+                self.cancel()
+
+    def started(self, task: Any) -> None:
+        """On the loop, from the task: the backend's handle to cancel it."""
+        self.task = task
+        if self.cancelled:
+            assert self.handle is not None
+            self.handle.cancel_task(task)
+
+    def cancel(self) -> None:
+        """From any thread: cancel the coroutine (now, or as soon as it starts)."""
+        if self.cancelled or self.done:
+            return
+        self.cancelled = True
+        task = self.task
+        if task is not None:
+            assert self.handle is not None
+            self.handle.cancel_task(task)
+
     def settle(self, ok: bool, value: Any) -> None:
-        # Called on the loop thread; wakes the blocked sync thread.
+        """On the loop, from the task: the coroutine's outcome."""
         self.ok = ok
         self.value = value
+
+    def finish(self) -> None:
+        """On the loop, last thing the task does: wake the waiting thread."""
         self.done = True
-        self.executor._wake()
+        self.serving.wake()
 
     def is_done(self) -> bool:
         return self.done
 
-    def outcome(self) -> Any:
-        if self.ok:
-            return self.value
-        raise self.value
+    def detach(self) -> None:
+        """In the waiting thread, once done: the parent no longer waits here."""
+        parent = self.parent
+        if parent is not None and parent.inner is self:
+            parent.inner = None
+
+
+def wait_for_coroutine(call: CoroutineCall, give_up: Callable[[], object]) -> None:
+    """
+    In the calling thread: serve thread-sensitive work until ``call`` is done.
+
+    Interrupted (Ctrl-C's KeyboardInterrupt, or any exception raised in this
+    thread while it waits), it cancels the coroutine and waits for it to unwind,
+    then re-raises. Interrupted again meanwhile, it calls ``give_up()`` and raises
+    at once: the coroutine may still be running then.
+    """
+    serving = call.serving
+    try:
+        try:
+            serving.serve(call.is_done)
+        except BaseException:
+            call.cancel()
+            try:
+                serving.serve(call.is_done)
+            except BaseException:
+                give_up()
+                raise
+            raise
+    finally:
+        call.detach()
+        serving.finish()
+
+
+def restore_exception(exc: BaseException | None) -> object:
+    """Show ``exc`` in sys.exception() in the current frame; returns what to restore."""
+    handled = sys.exception()
+    _set_handled(exc)
+    return handled
+
+
+def reset_exception(handled: object) -> None:
+    """Undo :func:`restore_exception`."""
+    _set_handled(handled)

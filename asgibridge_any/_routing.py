@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from contextvars import Token
     from types import TracebackType
 
-    from ._loops import LoopThread
-    from .current_thread_executor import CurrentThreadExecutor
+    from ._backends import LoopThread
+    from ._serving import Serving
 
 #: The innermost ThreadSensitiveContext the current code runs in.
 thread_sensitive_context: ContextVar[ThreadSensitiveContext] = ContextVar(
@@ -60,7 +60,7 @@ class ThreadSensitiveContext:
     def __init__(self, *, executor: Executor | None = None) -> None:
         self._executor = executor
         self._token: Token[ThreadSensitiveContext] | None = None
-        self._hidden: Token[CurrentThreadExecutor | None] | None = None
+        self._hidden: Token[Serving | None] | None = None
         self._exited = False
 
     async def __aenter__(self) -> Self:
@@ -111,8 +111,10 @@ class ThreadSensitiveContext:
         lane = context_lanes.get(self)
         if lane is None:
             # Also for a task that outlived its context: a fresh thread of its own,
-            # never the process-wide one.
+            # never the process-wide one, closed at the latest when no task can
+            # reach the context any more.
             lane = context_lanes[self] = _threads.Lane("asgibridge_any context")
+            weakref.finalize(self, lane.close)
         return lane
 
 
@@ -150,9 +152,23 @@ class AsyncSingleThreadContext:
 
     def _thread_for(self, backend: str) -> LoopThread:
         thread = self._threads.get(backend)
-        if thread is None or not thread.is_alive():
-            thread = self._threads[backend] = _loops.pool.acquire(backend)
+        if thread is not None and not thread.is_alive():
+            self._threads.pop(backend, None)
+            thread = None
+        if thread is None:
+            # Two threads may run in this block at once: the first thread stored wins.
+            fresh = _loops.pool.acquire(backend)
+            thread = self._threads.setdefault(backend, fresh)
+            if thread is not fresh:
+                _loops.pool.release(fresh)
         return thread
+
+    def _retire(self, thread: LoopThread) -> None:
+        # A call on ``thread`` was given up (interrupted twice): the thread stops
+        # once its calls are over, and the block's next call gets a fresh one.
+        if self._threads.get(thread.backend) is thread:
+            del self._threads[thread.backend]
+        thread.stop()
 
 
 def deadlock_check(target: object) -> None:
@@ -168,9 +184,9 @@ def deadlock_check(target: object) -> None:
 
 def sensitive_target() -> Any:
     # The thread a thread-sensitive call must run on, in order of precedence.
-    executor = sensitive_executor.get(None)
-    if executor is not None:
-        live = executor._live()
+    serving = sensitive_executor.get(None)
+    if serving is not None:
+        live = serving.live()
         if live is not None:
             deadlock_check(live)
             return live

@@ -1,33 +1,32 @@
 # Reusable threads that run sync work for the bridge.
 #
 # Two kinds: a pool of worker threads for thread_sensitive=False calls (grows on
-# demand, idle workers wait for the next item and exit after a while), and
+# demand; idle workers wait for the next item and exit after IDLE_TIMEOUT), and
 # single-thread lanes for thread-sensitive calls (one process-wide lane, plus one per
 # ThreadSensitiveContext). Both are fed lock-free: each worker has its own inbox and
-# idle workers sit on a deque, whose append/pop are atomic.
+# idle workers sit on a deque, whose append/pop/remove are atomic.
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import deque
 from concurrent.futures import Executor, Future
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from .current_thread_executor import _FutureItem
+from ._backends._base import LoopThread
+from ._serving import FutureItem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .current_thread_executor import _WorkItem
+    from ._serving import WorkItem
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: Seconds an idle pool worker is kept before it is told to exit.
+#: Seconds an idle pool worker is kept before it exits (one stays warm).
 IDLE_TIMEOUT = 10.0
-_monotonic = time.monotonic
 
 
 class _PoolThread(threading.Thread):
@@ -39,33 +38,47 @@ class _PoolThread(threading.Thread):
 
 def thread_is_idle(thread: threading.Thread) -> bool:
     """Tell whether ``thread`` is one of this package's threads, waiting for work."""
-    return isinstance(thread, _PoolThread) and thread.is_idle()
+    return isinstance(thread, (_PoolThread, LoopThread)) and thread.is_idle()
 
 
 class _Worker(_PoolThread):
     def __init__(self, pool: WorkerPool) -> None:
         super().__init__(name="asgibridge_any worker", daemon=True)
         self._pool = pool
-        self.inbox: SimpleQueue[_WorkItem | None] = SimpleQueue()
-        self.busy = True
-        self.idle_since = 0.0
+        self.inbox: SimpleQueue[WorkItem | None] = SimpleQueue()
 
     def is_idle(self) -> bool:
-        return not self.busy
+        return self in self._pool.idle
 
     def run(self) -> None:
-        idle = self._pool.idle
-        # Untimed waits: a timed SimpleQueue.get wakes measurably slower, and this
-        # wait is on every call's path. Idle workers are retired by WorkerPool.submit.
+        pool = self._pool
+        idle = pool.idle
         get = self.inbox.get
+        # One worker, the first to take the pool's warm token, waits untimed and
+        # stays (a timed wait wakes a little slower, and a lone worker serving
+        # call after call is the common case); the others exit after IDLE_TIMEOUT
+        # without work.
+        try:
+            warm = pool.warm_token.pop()
+        except IndexError:
+            warm = False
         item = get()
         while item is not None:
             item.run()
             del item
-            self.busy = False
-            self.idle_since = _monotonic()
             idle.append(self)
-            item = get()
+            if warm:
+                item = get()
+                continue
+            try:
+                item = get(timeout=IDLE_TIMEOUT)
+            except Empty:
+                try:
+                    idle.remove(self)
+                except ValueError:
+                    item = get()  # a dispatcher took this worker: its item comes
+                else:
+                    return
 
 
 class WorkerPool:
@@ -74,64 +87,53 @@ class WorkerPool:
 
     Each worker has its own inbox; idle workers wait on a deque (its append and pop
     are atomic, so dispatching takes no lock). The most recently idle worker is
-    reused first; the one idle longest is told to exit once it has been idle for
-    :data:`IDLE_TIMEOUT` seconds, checked whenever work is submitted.
+    reused first, so under a light load the same thread serves every call and the
+    others time out.
     """
 
     def __init__(self) -> None:
         self.idle: deque[_Worker] = deque()
+        #: Taken (list.pop is atomic) by the one worker that never times out.
+        self.warm_token = [True]
 
-    def submit(self, item: _WorkItem) -> None:
-        idle = self.idle
+    def submit(self, item: WorkItem) -> None:
         try:
-            worker = idle.pop()
+            worker = self.idle.pop()
         except IndexError:
             worker = _Worker(self)
             worker.inbox.put(item)
             worker.start()
             return
-        worker.busy = True
         worker.inbox.put(item)
-        if idle:
-            self._retire_stale(idle)
-
-    @staticmethod
-    def _retire_stale(idle: deque[_Worker]) -> None:
-        try:
-            oldest = idle[0]
-        except IndexError:
-            return
-        if _monotonic() - oldest.idle_since > IDLE_TIMEOUT:
-            try:
-                idle.remove(oldest)
-            except ValueError:
-                return  # another dispatcher took it meanwhile
-            oldest.inbox.put(None)
 
 
 _STOP = None
 
 
 class _LaneThread(_PoolThread):
-    def __init__(self, name: str, queue: SimpleQueue[_WorkItem | None]) -> None:
-        super().__init__(name=name, daemon=True)
-        self.queue = queue
-        self.busy = False
+    def __init__(self, lane: Lane) -> None:
+        super().__init__(name=lane.name, daemon=True)
+        self.lane = lane
+        self.running = False
 
     def is_idle(self) -> bool:
-        return not self.busy and self.queue.empty()
+        return not self.running and self.lane._queue.empty()
 
     def run(self) -> None:
-        get = self.queue.get
+        lane = self.lane
+        get = lane._queue.get
         while True:
-            self.busy = not self.queue.empty()
             item = get()
-            self.busy = True
             if item is _STOP:
-                self.busy = False
-                return
+                break
+            self.running = True
             item.run()
             del item
+            self.running = False
+        # Work that raced close() in: run it, then let late submitters know that
+        # nobody is left to take theirs (they run it on a thread of its own).
+        lane.exited = True
+        lane._run_leftovers()
 
 
 class Lane(Executor):
@@ -139,27 +141,51 @@ class Lane(Executor):
     A single-thread executor: runs submitted work in order, one item at a time.
 
     The thread starts on first use. :meth:`close` lets it finish what was queued and
-    exit without waiting for it; :meth:`shutdown` waits (by default).
+    exit without waiting for it; :meth:`shutdown` waits (by default). Work submitted
+    while it closes still runs.
     """
 
     def __init__(self, name: str) -> None:
-        self._queue: SimpleQueue[_WorkItem | None] = SimpleQueue()
-        self.thread = _LaneThread(name, self._queue)
+        self.name = name
+        self._queue: SimpleQueue[WorkItem | None] = SimpleQueue()
+        self.thread = _LaneThread(self)
         self._start_lock = threading.Lock()
         self._launched = False
         self._closed = False
+        #: Set by the lane's thread once it stopped taking work.
+        self.exited = False
 
-    def _submit_item(self, item: _WorkItem) -> None:
-        if self._closed:
-            item.abandon(RuntimeError(f"{self.thread.name} has been shut down"))
-            return
-        self.thread.busy = True
+    def submit_item(self, item: WorkItem) -> None:
+        """Run ``item`` on the lane's thread, after what is queued."""
         self._queue.put(item)
         if not self._launched:
-            with self._start_lock:
-                if not self._launched:
-                    self._launched = True
-                    self.thread.start()
+            self._launch()
+        # The thread may have stopped between our put and its last look at the
+        # queue: then nobody else will take the item.
+        if self.exited:
+            self._run_leftovers()
+
+    def _launch(self) -> None:
+        with self._start_lock:
+            if not self._launched and not self._closed:
+                self._launched = True
+                self.thread.start()
+            elif self._closed and not self._launched:
+                self.exited = True  # closed before it ever ran: nothing will start it
+
+    def _run_leftovers(self) -> None:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except Empty:
+                break
+            if item is not _STOP:
+                items.append(item)
+        if items:
+            threading.Thread(
+                target=_run_all, args=(items,), name=f"{self.name} (late)", daemon=True
+            ).start()
 
     def submit(
         self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs
@@ -168,7 +194,7 @@ class Lane(Executor):
         if self._closed:
             raise RuntimeError("cannot schedule new work after shutdown")
         future: Future[_R] = Future()
-        self._submit_item(_FutureItem(future, fn, args, kwargs))
+        self.submit_item(FutureItem(future, fn, args, kwargs))
         return future
 
     @property
@@ -184,12 +210,21 @@ class Lane(Executor):
             self._closed = True
             if self._launched:
                 self._queue.put(_STOP)
+            else:
+                self.exited = True
+        if self.exited:
+            self._run_leftovers()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work and, with ``wait``, join the thread."""
         self.close()
         if wait and self._launched:
             self.thread.join()
+
+
+def _run_all(items: list[WorkItem]) -> None:
+    for item in items:
+        item.run()
 
 
 #: Runs every thread-sensitive call that no outer context claims.

@@ -45,8 +45,13 @@ from ._backends import current_handle, in_loop_thread
 from ._calls import (
     CoroutineCall,
     ThreadCall,
+    reset_exception,
+    restore_exception,
+    run_in_thread,
+    running_call,
     sensitive_executor,
     thread_state,
+    wait_for_coroutine,
 )
 from ._coroutines import (
     is_async_callable,
@@ -62,6 +67,7 @@ from ._routing import (
     single_thread_context,
     thread_sensitive_context,
 )
+from ._serving import Serving
 from .current_thread_executor import CurrentThreadExecutor
 
 if TYPE_CHECKING:
@@ -70,7 +76,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
     from contextvars import Context
 
-    from ._loops import LoopThread
+    from ._backends import LoopThread
 
 _P = ParamSpec("_P")
 _Q = ParamSpec("_Q")
@@ -89,8 +95,8 @@ def _call_child(child: Callable[[], _R]) -> _R:
     return child()
 
 
-#: Executors fed through their private ``_submit_item`` (no Future per call).
-_OWN_EXECUTORS = (CurrentThreadExecutor, _threads.Lane)
+#: Executors fed work items directly through ``submit_item`` (no Future per call).
+_OWN_EXECUTORS = (Serving, _threads.Lane)
 
 # Defined in _routing, public here.
 ThreadSensitiveContext.__module__ = __name__
@@ -104,7 +110,8 @@ class _CurrentExecutorView:
 
     @property
     def current(self) -> CurrentThreadExecutor | None:
-        return sensitive_executor.get(None)
+        serving = sensitive_executor.get(None)
+        return None if serving is None else CurrentThreadExecutor._wrap(serving)
 
 
 class _WrapsCallable:
@@ -206,48 +213,57 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         handle = current_handle()
         context = copy_context() if self.context is None else self.context
         func: Callable[..., Any] = self.func
+        exc = sys.exception()
         if self._custom_handler:
-            func, args, kwargs = self._handler_call(handle, args, kwargs)  # type: ignore[assignment]
+            func, args, kwargs = self._handler_call(handle, exc, args, kwargs)  # type: ignore[assignment]
+            exc = None  # the handler shows it
         try:
             if self._thread_sensitive:
                 target = sensitive_target()
-                call = ThreadCall(handle, func, args, kwargs, context, target)
+                call = ThreadCall(handle, func, args, kwargs, context, target, exc)
                 dispatch: Callable[[ThreadCall], None]
                 if isinstance(target, _OWN_EXECUTORS):
-                    dispatch = target._submit_item
+                    dispatch = target.submit_item
                 else:
                     dispatch = _submit_to_executor(target)
-                result: _R = await handle.run_call(call, dispatch)
+                await run_in_thread(handle, call, dispatch)
             elif self._executor is not None:
-                call = ThreadCall(handle, func, args, kwargs, context, None)
-                result = await handle.run_call(
-                    call, _submit_to_executor(self._executor)
-                )
+                call = ThreadCall(handle, func, args, kwargs, context, None, exc)
+                await run_in_thread(handle, call, _submit_to_executor(self._executor))
             else:
                 limiter = self._limiter or handle.default_limiter()
-                call = ThreadCall(handle, func, args, kwargs, context, None)
+                call = ThreadCall(handle, func, args, kwargs, context, None, exc)
                 try:
                     limiter.acquire_on_behalf_of_nowait(call)
                 except anyio.WouldBlock:
                     await limiter.acquire_on_behalf_of(call)
                 try:
-                    result = await handle.run_call(call, _threads.worker_pool.submit)
+                    await run_in_thread(handle, call, _threads.worker_pool.submit)
                 finally:
                     limiter.release_on_behalf_of(call)
         finally:
             if self.context is None:
                 _context.copy_back(context)
-        return result
+        if call.ok:
+            return call.value  # type: ignore[no-any-return]
+        raise call.value
 
     def _handler_call(
-        self, handle: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        handle: Any,
+        exc: BaseException | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
         # Route the call through an overridden thread_handler, as asgiref does: it
-        # receives the call as a functools.partial of the wrapped function.
+        # receives the caller's exc_info, and the call as a functools.partial of the
+        # wrapped function.
         child = functools.partial(self.func, *args, **kwargs)
         loop = getattr(handle, "loop", None)
-        no_exc: tuple[None, None, None] = (None, None, None)
-        return self.thread_handler, (loop, no_exc, None, _call_child, child), {}
+        exc_info = (
+            (None, None, None) if exc is None else (type(exc), exc, exc.__traceback__)
+        )
+        return self.thread_handler, (loop, exc_info, None, _call_child, child), {}
 
     def thread_handler(
         self,
@@ -262,15 +278,24 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         Run ``func(*args, **kwargs)`` on the worker thread; override to wrap each call.
 
         Called only when a subclass overrides it (the plain path skips it).
-        ``exc_info`` is the caller's exception, re-raised around the call so
-        ``sys.exc_info()`` shows it (the bridge has already done so when it is empty).
+        ``exc_info`` is the caller's ``sys.exc_info()``; this default shows it in
+        ``sys.exc_info()`` around the call (without raising it again, so its
+        traceback stays as the caller left it).
         """
-        if exc_info[1] is not None:
-            try:
-                raise exc_info[1]
-            except BaseException:
-                return func(*args, **kwargs)
-        return func(*args, **kwargs)
+        if exc_info[1] is None:
+            return func(*args, **kwargs)
+        handled = restore_exception(exc_info[1])
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            failure: BaseException | None = error
+        else:
+            failure = None
+        # Outside the except clause, which would restore what it found on leaving.
+        reset_exception(handled)
+        if failure is not None:
+            raise failure
+        return result
 
     @overload
     def __get__(self, parent: None, objtype: Any = None) -> Self: ...
@@ -334,46 +359,56 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
                 "You cannot use async_to_sync in a thread that runs an event loop: "
                 "just await the async function directly"
             )
-        origin = None if self.force_new_loop else thread_state.call
+        parent = thread_state.call
         context = copy_context()
-        executor = CurrentThreadExecutor(context.get(sensitive_executor))
-        call = CoroutineCall(executor)
-        exc = sys.exception()
-        source = threading.get_ident()
+        call = CoroutineCall(Serving(context.get(sensitive_executor)), parent)
+        main = functools.partial(
+            self._main, call, args, kwargs, sys.exception(), threading.get_ident()
+        )
+        origin = None if self.force_new_loop or parent is None else parent.handle
         loop_thread: LoopThread | None = None
         single: AsyncSingleThreadContext | None = None
-        started = False
-        if origin is not None and origin.handle.pid == os.getpid():
-            started = origin.handle.start_coroutine(
-                functools.partial(self._main, call, args, kwargs, exc, None, source),
-                context,
-                origin,
-            )
-        if not started:
-            backend = self.backend
+        if origin is not None and origin.pid == os.getpid():
+            call.attach(origin)
+            if not origin.start_task(call, main, context):
+                origin = None
+        else:
+            origin = None
+        if origin is None:
             single = single_thread_context.get(None)
             if single is not None:
-                loop_thread = single._thread_for(backend)
+                loop_thread = single._thread_for(self.backend)
             else:
-                loop_thread = _loops.pool.acquire(backend)
+                loop_thread = _loops.pool.acquire(self.backend)
+            call.attach(loop_thread.handle)
             try:
-                loop_thread.submit(
-                    functools.partial(
-                        self._main, call, args, kwargs, exc, backend, source
-                    ),
-                    context,
-                )
+                loop_thread.run_call(call, main, context)
             except BaseException:
+                call.detach()
                 if single is None:
                     _loops.pool.release(loop_thread)
                 raise
+        gave_up = False
+
+        def give_up() -> None:
+            nonlocal gave_up
+            gave_up = True
+
         try:
-            executor._serve(call.is_done)
+            wait_for_coroutine(call, give_up)
         finally:
-            if loop_thread is not None and single is None:
-                _loops.pool.release(loop_thread)
+            if loop_thread is not None:
+                if gave_up:
+                    if single is not None:
+                        single._retire(loop_thread)
+                    else:
+                        loop_thread.stop()
+                elif single is None:
+                    _loops.pool.release(loop_thread)
         _context.copy_back(context)
-        return call.outcome()  # type: ignore[no-any-return]
+        if call.ok:
+            return call.value  # type: ignore[no-any-return]
+        raise call.value
 
     async def _main(
         self,
@@ -381,35 +416,27 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         exc: BaseException | None,
-        cleanup: str | None,
         source: int,
     ) -> None:
         # Runs as a task on the loop, in the caller's copied context.
-        marker = sensitive_executor.set(call.executor)
+        marker = sensitive_executor.set(call.serving)
+        # Below here the waiting thread serves thread-sensitive calls itself.
+        running = running_call.set(None)
         adopted = _context.adopt(source)
         # The caller's context may name another async library (anyio.run sets it).
         library = _library_var.set(None) if _library_var.get() is not None else None
-        ok = False
-        value: Any = None
+        handled = restore_exception(exc) if exc is not None else None
         try:
-            if exc is not None:
-                try:
-                    raise exc
-                except BaseException:
-                    value = await self.awaitable(*args, **kwargs)
-            else:
-                value = await self.awaitable(*args, **kwargs)
-            ok = True
+            call.settle(True, await self.awaitable(*args, **kwargs))
         except BaseException as error:
-            value = error
-        finally:
-            if library is not None:
-                _library_var.reset(library)
-            sensitive_executor.reset(marker)
-            _context.unadopt(adopted)
-        if cleanup == "asyncio":
-            await _loops.cleanup_asyncio()
-        call.settle(ok, value)
+            call.settle(False, _strip_main(error))
+        if exc is not None:
+            reset_exception(handled)
+        if library is not None:
+            _library_var.reset(library)
+        running_call.reset(running)
+        sensitive_executor.reset(marker)
+        _context.unadopt(adopted)
 
     @overload
     def __get__(self, parent: None, objtype: Any = None) -> Self: ...
@@ -425,6 +452,14 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
             return self
         bound = functools.partial(self.__call__, parent)
         return functools.update_wrapper(bound, self.awaitable)
+
+
+def _strip_main(exc: BaseException) -> BaseException:
+    # The traceback starts in AsyncToSync._main: the user's frames follow it.
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code is AsyncToSync._main.__code__:
+        exc.__traceback__ = tb.tb_next
+    return exc
 
 
 def _warn(message: str) -> None:

@@ -1,19 +1,28 @@
 # The small interface that hides asyncio and trio from the rest of the package.
 #
-# A LoopHandle (_base.py) wraps one running event loop: it waits (uncancellably) for
-# a ThreadCall, wakes that wait from another thread, starts a coroutine on the loop
-# from another thread, and knows the loop's default thread limiter. One handle per
-# loop, found by current_handle() on the loop's own thread; trio is imported only
-# once something else imported it (it is an optional dependency).
+# Every asyncio- or trio-specific line of the package lives in this folder. A
+# LoopHandle (_base.py) wraps one running event loop: it parks a task until a thread
+# finished, wakes it from the thread, delivers a held-back cancellation, starts and
+# cancels a task from another thread, and knows the loop's default thread limiter.
+# One handle per loop, found by current_handle() on the loop's own thread. A
+# LoopThread runs an event loop of the package's own. trio is imported only once
+# something else imported it (it is an optional dependency), or in a new trio loop
+# thread.
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import TYPE_CHECKING
 
+from ._asyncio import current_task as _asyncio_task
 from ._asyncio import running_handle as _asyncio_handle
 
 if TYPE_CHECKING:
     from ._base import LoopHandle as LoopHandle
+    from ._base import LoopThread as LoopThread
+
+#: The loops the package runs on.
+BACKENDS = ("asyncio", "trio")
 
 
 def current_handle() -> LoopHandle:
@@ -44,3 +53,37 @@ def in_loop_thread() -> bool:
 
         return trio.lowlevel.in_trio_run()
     return False
+
+
+def current_task() -> object | None:
+    """Return the asyncio or trio task running in this thread, or None in sync code."""
+    if "trio" in sys.modules:
+        from ._trio import current_task as trio_task
+
+        task = trio_task()
+        if task is not None:
+            return task
+    return _asyncio_task()
+
+
+def new_loop_thread(backend: str) -> LoopThread:
+    """
+    Start a thread running an event loop of ``backend`` and wait until it runs.
+
+    :raises RuntimeError: for trio when it is not installed
+    """
+    thread: LoopThread
+    if backend == "asyncio":
+        from ._asyncio import AsyncioLoopThread
+
+        thread = AsyncioLoopThread()
+    else:
+        if "trio" not in sys.modules and importlib.util.find_spec("trio") is None:
+            raise RuntimeError(
+                "async_to_sync(backend='trio') needs trio: install asgibridge_any[trio]"
+            )
+        from ._trio_loop import TrioLoopThread
+
+        thread = TrioLoopThread()
+    thread.start()
+    return thread

@@ -1,21 +1,23 @@
-# The asyncio side of the bridge: futures for waiting, call_soon_threadsafe for waking.
+# The asyncio side of the bridge: futures to park on, call_soon_threadsafe to wake,
+# tasks for coroutines sent from threads, and the package's own asyncio loop threads.
 from __future__ import annotations
 
 import asyncio
-import functools
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ._base import LoopHandle
+from .._owner import close_generators, owned_generators, owner, track_generators
+from ._base import LoopHandle, LoopThread
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
     from contextvars import Context
 
-    from .._calls import ThreadCall
+    from .._calls import CoroutineCall, ThreadCall
     from ._base import CoroutineFactory
 
 _get_running_loop = asyncio._get_running_loop
+_CancelledError = asyncio.CancelledError
 _handles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioHandle] = (
     weakref.WeakKeyDictionary()
 )
@@ -33,10 +35,11 @@ def running_handle() -> AsyncioHandle | None:
         return handle
 
 
-def _set_done(call: ThreadCall) -> None:
-    waiter = call.waiter
-    if not waiter.done():
-        waiter.set_result(None)
+def current_task() -> object | None:
+    """The asyncio task running in this thread, or None."""
+    if _get_running_loop() is None:
+        return None
+    return asyncio.current_task()
 
 
 class AsyncioHandle(LoopHandle):
@@ -47,40 +50,35 @@ class AsyncioHandle(LoopHandle):
         self.loop = loop
         self._call_soon_threadsafe = loop.call_soon_threadsafe
 
-    async def run_call(
+    async def park(
         self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
-    ) -> Any:
+    ) -> _CancelledError | None:
         waiter = call.waiter = self.loop.create_future()
         dispatch(call)
         try:
             await waiter
-        except asyncio.CancelledError as exc:
-            if await self._outlast_cancellation(call):
-                return call.value
-            raise exc from None
-        return call.outcome()
-
-    async def _outlast_cancellation(self, call: ThreadCall) -> bool:
-        # A thread cannot be interrupted: pass the cancellation down to the coroutine
-        # the thread may be blocked on, wait for the thread, then let the caller
-        # re-raise. Returns True when that coroutine absorbed the cancellation and
-        # the call succeeded anyway (asgiref's behaviour: the inner code decided).
+        except _CancelledError as exc:
+            held = exc
+        else:
+            return None
+        call.request_cancel()
         import anyio
 
-        call.cancel_requested = True
-        if call.inner_cancel is not None:
-            call.inner_cancel()
         # Shielded, so anyio's cancel scopes don't re-deliver on every loop pass; a
-        # native task.cancel() still lands, and is absorbed here until the end.
+        # native task.cancel() still lands, and is held back like the first one.
         with anyio.CancelScope(shield=True):
             while not call.finished:
                 call.waiter = self.loop.create_future()
                 try:
                     await call.waiter
-                except asyncio.CancelledError:
-                    if call.inner_cancel is not None:
-                        call.inner_cancel()
-        return call.ok and call.inner_cancel is not None
+                except _CancelledError:
+                    call.request_cancel()
+        return held
+
+    async def deliver(self, held: _CancelledError) -> None:
+        # The task's cancelling() count already holds every request; raising once
+        # completes them, as asyncio.timeout() and anyio's scopes expect.
+        raise held
 
     def _schedule(self, callback: Callable[[], object]) -> None:
         try:
@@ -88,28 +86,117 @@ class AsyncioHandle(LoopHandle):
         except RuntimeError:
             pass  # the loop is closed: nobody is left to wake
 
-    _settle = staticmethod(_set_done)
+    @staticmethod
+    def _settle(call: ThreadCall) -> None:
+        waiter = call.waiter
+        if not waiter.done():
+            waiter.set_result(None)
 
-    def start_coroutine(
-        self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None
+    def start_task(
+        self, call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> bool:
         loop = self.loop
         if loop.is_closed() or not loop.is_running():
             return False
         try:
-            loop.call_soon_threadsafe(self._start, factory, context, parent)
+            loop.call_soon_threadsafe(self._start, call, factory, context)
         except RuntimeError:
             return False
         return True
 
     def _start(
-        self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None
+        self, call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> None:
-        task = self.loop.create_task(factory(), context=context)
-        if parent is not None:
-            # Cancelling a task before its first step would skip the coroutine
-            # entirely, and with it the code that reports back to the waiting thread:
-            # cancel one loop pass later, once it is inside.
-            parent.inner_cancel = functools.partial(self.loop.call_soon, task.cancel)
-            if parent.cancel_requested:
-                parent.inner_cancel()
+        call.started(self.loop.create_task(_reporting(call, factory), context=context))
+
+    def cancel_task(self, task: asyncio.Task[None]) -> None:
+        # Cancelling a task before its first step would skip its body, and with it
+        # the code that reports back to the waiting thread: cancel one pass later.
+        self._schedule(lambda: self.loop.call_soon(task.cancel))
+
+
+async def _reporting(call: CoroutineCall, factory: CoroutineFactory) -> None:
+    try:
+        await factory()
+    finally:
+        call.finish()
+
+
+class AsyncioLoopThread(LoopThread):
+    """An asyncio loop in a thread of its own; see :class:`LoopThread`."""
+
+    backend = "asyncio"
+    handle: AsyncioHandle
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.handle = AsyncioHandle(self.loop)
+        # The tasks each call started, found through the task factory.
+        self._tasks: dict[CoroutineCall, weakref.WeakSet[asyncio.Task[Any]]] = {}
+        self.loop.set_task_factory(self._task_factory)  # type: ignore[arg-type]
+
+    def run(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        # First callback: run_forever has installed the loop's generator hooks.
+        loop.call_soon(self._on_start)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    def _on_start(self) -> None:
+        track_generators()
+        self._loop_started()
+
+    def _task_factory(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any],
+        context: Context | None = None,
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, context=context)
+        call = owner.get(None) if context is None else context.get(owner)
+        if call is not None:
+            tasks = self._tasks.get(call)
+            if tasks is None:
+                tasks = self._tasks[call] = weakref.WeakSet()
+            tasks.add(task)
+        return task
+
+    async def _run_isolated(
+        self, call: CoroutineCall, factory: CoroutineFactory
+    ) -> None:
+        token = owner.set(call)
+        try:
+            await factory()
+        finally:
+            owner.reset(token)
+            try:
+                await self._cancel_leftovers(call)
+            finally:
+                await close_generators(owned_generators.pop(call, None))
+
+    async def _cancel_leftovers(self, call: CoroutineCall) -> None:
+        current = asyncio.current_task()
+        while True:
+            tasks = self._tasks.get(call)
+            leftovers = [
+                task
+                for task in (tasks or ())
+                if task is not current and not task.done()
+            ]
+            if not leftovers:
+                self._tasks.pop(call, None)
+                return
+            for task in leftovers:
+                task.cancel()
+            await asyncio.gather(*leftovers, return_exceptions=True)
+
+    def _stop_now(self) -> None:
+        self.loop.stop()

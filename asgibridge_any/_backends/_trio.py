@@ -1,8 +1,9 @@
-# The trio side of the bridge: wait_task_rescheduled for waiting, the run's token for
-# waking, system tasks (each with its own cancel scope) for coroutines sent from threads.
+# The trio side of the bridge: wait_task_rescheduled to park on, the run's token to
+# wake, system tasks (each in a cancel scope of its own) for coroutines sent from
+# threads.
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextvars import Context
 
-    from .._calls import ThreadCall
+    from .._calls import CoroutineCall, ThreadCall
     from ._base import CoroutineFactory
 
 _handle_var: trio.lowlevel.RunVar[TrioHandle] = trio.lowlevel.RunVar(
@@ -38,6 +39,13 @@ def running_handle() -> TrioHandle | None:
     return handle
 
 
+def current_task() -> object | None:
+    """The trio task running in this thread, or None."""
+    if not _in_trio_task():
+        return None
+    return _current_task()
+
+
 class TrioHandle(LoopHandle):
     name = "trio"
 
@@ -46,25 +54,22 @@ class TrioHandle(LoopHandle):
         self.token = token
         self._run_sync_soon = token.run_sync_soon
 
-    async def run_call(
+    async def park(
         self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
-    ) -> Any:
+    ) -> bool:
         call.waiter = _current_task()
 
         def abort(_: object) -> trio.lowlevel.Abort:
-            # The thread can't be stopped: pass the cancellation to the coroutine it
-            # may be blocked on, and stay blocked until it finishes.
-            call.cancel_requested = True
-            if call.inner_cancel is not None:
-                call.inner_cancel()
+            call.request_cancel()
             return _FAILED
 
         dispatch(call)
         await _wait_task_rescheduled(abort)
-        if call.cancel_requested:
-            # The cancellation is still pending: this checkpoint raises it.
-            await trio.lowlevel.checkpoint()
-        return call.outcome()
+        return call.cancel_requested
+
+    async def deliver(self, held: bool) -> None:
+        # A trio cancellation stays pending once requested: a checkpoint raises it.
+        await trio.lowlevel.checkpoint()
 
     def _schedule(self, callback: Callable[[], object]) -> None:
         try:
@@ -76,32 +81,31 @@ class TrioHandle(LoopHandle):
     def _settle(call: ThreadCall) -> None:
         _reschedule(call.waiter)
 
-    def start_coroutine(
-        self, factory: CoroutineFactory, context: Context, parent: ThreadCall | None
+    def start_task(
+        self, call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> bool:
         try:
-            self._run_sync_soon(self._start, factory, context, parent)
+            self._run_sync_soon(self._start, call, factory, context)
         except trio.RunFinishedError:
             return False
         return True
 
     @staticmethod
     def _start(
-        factory: CoroutineFactory, context: Context, parent: ThreadCall | None
+        call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> None:
         trio.lowlevel.spawn_system_task(
-            _scoped,
-            factory,
-            parent,
-            context=context,
-            name="asgibridge_any.async_to_sync",
+            _scoped, call, factory, context=context, name="asgibridge_any.async_to_sync"
         )
 
+    def cancel_task(self, task: trio.CancelScope) -> None:
+        self._schedule(task.cancel)
 
-async def _scoped(factory: CoroutineFactory, parent: ThreadCall | None) -> None:
-    with trio.CancelScope() as scope:
-        if parent is not None:
-            parent.inner_cancel = scope.cancel
-            if parent.cancel_requested:
-                scope.cancel()
-        await factory()
+
+async def _scoped(call: CoroutineCall, factory: CoroutineFactory) -> None:
+    try:
+        with trio.CancelScope() as scope:
+            call.started(scope)
+            await factory()
+    finally:
+        call.finish()

@@ -1,0 +1,134 @@
+# The engine behind CurrentThreadExecutor: work that a blocked thread runs itself.
+#
+# A sync thread waiting in async_to_sync owns a Serving and runs every item put on
+# it (the thread-sensitive calls made below it) until what it waits for is done.
+# Work that arrives after it stopped goes to the Serving of an outer wait in the same
+# thread, or fails. Work items are anything with run() and abandon(): the bridge's
+# ThreadCall, or a FutureItem for plain ``submit(fn, *args)``.
+from __future__ import annotations
+
+import threading
+from queue import Empty, SimpleQueue
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Future
+
+
+class WorkItem(Protocol):
+    """What a serving queue or a lane holds: something to run, or to fail if nobody will."""
+
+    def run(self) -> None: ...
+
+    def abandon(self, exc: BaseException) -> None: ...
+
+
+class FutureItem:
+    """Adapts a plain ``submit(fn, *args)`` to the work-item protocol."""
+
+    __slots__ = ("args", "fn", "future", "kwargs")
+
+    def __init__(
+        self,
+        future: Future[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.future = future
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+    def abandon(self, exc: BaseException) -> None:
+        if self.future.set_running_or_notify_cancel():
+            self.future.set_exception(exc)
+
+
+#: Put on the queue to wake the serving thread so it checks whether it is done.
+_WAKE = None
+
+
+class Serving:
+    """Work run by the thread that made this object, while it waits in :meth:`serve`."""
+
+    __slots__ = ("_queue", "finished", "outer", "thread_id")
+
+    def __init__(self, outer: Serving | None = None) -> None:
+        self.thread_id = threading.get_ident()
+        self._queue: SimpleQueue[WorkItem | None] = SimpleQueue()
+        #: Set once the thread stopped taking work from here.
+        self.finished = False
+        #: Where work goes once this one finished.
+        self.outer = outer
+
+    def live(self) -> Serving | None:
+        """The nearest Serving in the chain that still takes work, if any."""
+        serving: Serving | None = self
+        while serving is not None and serving.finished:
+            serving = serving.outer
+        return serving
+
+    def serve(self, done: Callable[[], bool]) -> None:
+        """Run work until a wake-up finds ``done()`` true; may be called again after an interruption."""
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is _WAKE:
+                if done():
+                    return
+                continue
+            item.run()
+
+    def finish(self) -> None:
+        """Stop taking work; pass on what is still queued."""
+        self.finished = True
+        self._drain()
+
+    def wake(self) -> None:
+        """From any thread: make the serving thread check whether it is done."""
+        self._queue.put(_WAKE)
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while not queue.empty():
+            try:
+                item = queue.get_nowait()
+            except Empty:  # another thread drained it first
+                return
+            if item is not _WAKE:
+                self._forward(item)
+
+    def _forward(self, item: WorkItem) -> None:
+        if self.outer is not None:
+            self.outer.submit_item(item)
+        else:
+            item.abandon(
+                RuntimeError(
+                    "the thread that would run this thread-sensitive call has stopped "
+                    "waiting in async_to_sync, and no outer wait takes its work"
+                )
+            )
+
+    def submit_item(self, item: WorkItem) -> None:
+        """From any thread: have the serving thread run ``item``."""
+        if self.finished:
+            self._forward(item)
+            return
+        self._queue.put(item)
+        # The serving thread may have finished between the check and the put: its
+        # final drain could have missed this item, so drain again (each item is
+        # taken by exactly one get).
+        if self.finished:
+            self._drain()
