@@ -186,11 +186,13 @@ class CoroutineCall:
     """One ``async_to_sync`` invocation: its outcome and the thread waiting for it."""
 
     __slots__ = (
+        "accepted",
         "cancelled",
         "done",
         "handle",
         "ok",
         "parent",
+        "scheduled",
         "serving",
         "task",
         "value",
@@ -203,6 +205,10 @@ class CoroutineCall:
         self.handle: LoopHandle | None = None
         self.task: Any = None
         self.cancelled = False
+        #: Set just before the task is sent to the loop (cleared if it was refused).
+        self.scheduled = False
+        #: Set on the loop when the start request arrived there.
+        self.accepted = False
         self.done = False
         self.ok = False
         self.value: Any = None
@@ -215,6 +221,18 @@ class CoroutineCall:
             parent.inner = self
             if parent.cancel_requested:
                 self.cancel()
+
+    def accept(self) -> None:
+        """On the loop: the start request arrived; the task will report."""
+        self.accepted = True
+
+    def _confirm_start(self) -> None:
+        # On the loop, queued after an interrupted start request. Requests run in
+        # order, so if that one had been queued it ran before this: if it has not
+        # arrived, it never will, and the waiting thread must not wait for it.
+        if not self.accepted and not self.done:
+            self.done = True
+            self.serving.wake()
 
     def started(self, task: Any) -> None:
         """On the loop, from the task: the backend's handle to cancel it."""
@@ -253,9 +271,12 @@ class CoroutineCall:
             parent.inner = None
 
 
-def wait_for_coroutine(call: CoroutineCall, give_up: Callable[[], object]) -> None:
+def wait_for_coroutine(
+    call: CoroutineCall, start: Callable[[], object], give_up: Callable[[], object]
+) -> None:
     """
-    In the calling thread: serve thread-sensitive work until ``call`` is done.
+    In the calling thread: ``start()`` the coroutine, then serve thread-sensitive
+    work until ``call`` is done.
 
     Interrupted (Ctrl-C's KeyboardInterrupt, or any exception raised in this
     thread while it waits), it cancels the coroutine and waits for it to unwind,
@@ -265,9 +286,15 @@ def wait_for_coroutine(call: CoroutineCall, give_up: Callable[[], object]) -> No
     serving = call.serving
     try:
         try:
+            start()
             serving.serve(call.is_done)
         except BaseException:
+            if not call.scheduled:
+                raise
             call.cancel()
+            if not call.accepted:
+                assert call.handle is not None
+                call.handle._schedule(call._confirm_start)
             try:
                 serving.serve(call.is_done)
             except BaseException:

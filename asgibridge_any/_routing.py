@@ -7,6 +7,7 @@
 # Kept apart from sync.py so the public module stays the API and its wrappers.
 from __future__ import annotations
 
+import os
 import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
@@ -16,10 +17,12 @@ from ._calls import running_call, sensitive_executor
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
-    from contextvars import Token
+    from contextvars import Context, Token
     from types import TracebackType
 
     from ._backends import LoopThread
+    from ._backends._base import CoroutineFactory
+    from ._calls import CoroutineCall
     from ._serving import Serving
 
 #: The innermost ThreadSensitiveContext the current code runs in.
@@ -169,6 +172,67 @@ class AsyncSingleThreadContext:
         if self._threads.get(thread.backend) is thread:
             del self._threads[thread.backend]
         thread.stop()
+
+
+class CoroutinePlacement:
+    """
+    Where one async_to_sync call's coroutine runs, and what is given back after.
+
+    The loop that started the calling thread (unless ``force_new_loop``), else the
+    AsyncSingleThreadContext's loop thread, else a loop thread borrowed from the pool.
+    """
+
+    __slots__ = ("_backend", "_force_new_loop", "_gave_up", "_single", "_thread")
+
+    def __init__(self, backend: str, force_new_loop: bool) -> None:
+        self._backend = backend
+        self._force_new_loop = force_new_loop
+        self._thread: LoopThread | None = None
+        self._single: AsyncSingleThreadContext | None = None
+        self._gave_up = False
+
+    def start(
+        self, call: CoroutineCall, factory: CoroutineFactory, context: Context
+    ) -> None:
+        """Start ``factory()`` for ``call``; marks the call scheduled once it is."""
+        parent = call.parent
+        if not self._force_new_loop and parent is not None:
+            origin = parent.handle
+            if origin.pid == os.getpid():
+                call.attach(origin)
+                call.scheduled = True
+                if origin.start_task(call, factory, context):
+                    return
+                call.scheduled = False
+        single = self._single = single_thread_context.get(None)
+        if single is not None:
+            thread = self._thread = single._thread_for(self._backend)
+        else:
+            thread = self._thread = _loops.pool.acquire(self._backend)
+        call.attach(thread.handle)
+        call.scheduled = True
+        try:
+            thread.run_call(call, factory, context)
+        except RuntimeError:
+            call.scheduled = False  # the loop had stopped: nothing was started
+            raise
+
+    def give_up(self) -> None:
+        """The caller stopped waiting: the loop thread may still run the coroutine."""
+        self._gave_up = True
+
+    def end(self) -> None:
+        """Give the loop thread back, or retire it if the call was given up."""
+        thread = self._thread
+        if thread is None:
+            return
+        if self._gave_up:
+            if self._single is not None:
+                self._single._retire(thread)
+            else:
+                thread.stop()
+        elif self._single is None:
+            _loops.pool.release(thread)
 
 
 def deadlock_check(target: object) -> None:

@@ -21,7 +21,6 @@ __all__ = (
 )
 
 import functools
-import os
 import sys
 import threading
 from contextvars import ContextVar, copy_context
@@ -61,6 +60,7 @@ from ._coroutines import (
 )
 from ._routing import (
     AsyncSingleThreadContext,
+    CoroutinePlacement,
     ThreadSensitiveContext,
     context_lanes,
     sensitive_target,
@@ -76,7 +76,6 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
     from contextvars import Context
 
-    from ._backends import LoopThread
 
 _P = ParamSpec("_P")
 _Q = ParamSpec("_Q")
@@ -359,52 +358,22 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
                 "You cannot use async_to_sync in a thread that runs an event loop: "
                 "just await the async function directly"
             )
-        parent = thread_state.call
         context = copy_context()
-        call = CoroutineCall(Serving(context.get(sensitive_executor)), parent)
+        call = CoroutineCall(
+            Serving(context.get(sensitive_executor)), thread_state.call
+        )
         main = functools.partial(
             self._main, call, args, kwargs, sys.exception(), threading.get_ident()
         )
-        origin = None if self.force_new_loop or parent is None else parent.handle
-        loop_thread: LoopThread | None = None
-        single: AsyncSingleThreadContext | None = None
-        if origin is not None and origin.pid == os.getpid():
-            call.attach(origin)
-            if not origin.start_task(call, main, context):
-                origin = None
-        else:
-            origin = None
-        if origin is None:
-            single = single_thread_context.get(None)
-            if single is not None:
-                loop_thread = single._thread_for(self.backend)
-            else:
-                loop_thread = _loops.pool.acquire(self.backend)
-            call.attach(loop_thread.handle)
-            try:
-                loop_thread.run_call(call, main, context)
-            except BaseException:
-                call.detach()
-                if single is None:
-                    _loops.pool.release(loop_thread)
-                raise
-        gave_up = False
-
-        def give_up() -> None:
-            nonlocal gave_up
-            gave_up = True
-
+        placement = CoroutinePlacement(self.backend, self.force_new_loop)
         try:
-            wait_for_coroutine(call, give_up)
+            wait_for_coroutine(
+                call,
+                functools.partial(placement.start, call, main, context),
+                placement.give_up,
+            )
         finally:
-            if loop_thread is not None:
-                if gave_up:
-                    if single is not None:
-                        single._retire(loop_thread)
-                    else:
-                        loop_thread.stop()
-                elif single is None:
-                    _loops.pool.release(loop_thread)
+            placement.end()
         _context.copy_back(context)
         if call.ok:
             return call.value  # type: ignore[no-any-return]

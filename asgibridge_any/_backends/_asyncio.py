@@ -107,6 +107,7 @@ class AsyncioHandle(LoopHandle):
     def _start(
         self, call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> None:
+        call.accept()
         call.started(self.loop.create_task(_reporting(call, factory), context=context))
 
     def cancel_task(self, task: asyncio.Task[None]) -> None:

@@ -94,6 +94,7 @@ class TrioHandle(LoopHandle):
     def _start(
         call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> None:
+        call.accept()
         trio.lowlevel.spawn_system_task(
             _scoped, call, factory, context=context, name="asgibridge_any.async_to_sync"
         )
