@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
 from . import _loops, _threads
-from ._calls import running_call, sensitive_executor
+from ._calls import ThreadCall, running_call, sensitive_executor
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._backends import LoopThread
     from ._backends._base import CoroutineFactory
     from ._calls import CoroutineCall
-    from ._serving import Serving
+    from ._serving import Serving, WorkItem
 
 #: The innermost ThreadSensitiveContext the current code runs in.
 thread_sensitive_context: ContextVar[ThreadSensitiveContext] = ContextVar(
@@ -244,6 +244,30 @@ def deadlock_check(target: object) -> None:
             "the sensitive thread waiting on the event loop without async_to_sync); "
             "call async code from sync code through async_to_sync instead"
         )
+
+
+def reroute(item: WorkItem) -> None:
+    """
+    Run a thread-sensitive call that reached a sync thread after it stopped waiting.
+
+    It goes where it would have gone a moment later: the ThreadSensitiveContext's
+    thread or the process-wide one (a late call from a task that outlived its
+    async_to_sync).
+    """
+    if not isinstance(item, ThreadCall):
+        item.abandon(RuntimeError("the serving thread stopped waiting"))
+        return
+    context = item.context.get(thread_sensitive_context)
+    try:
+        target = context._target() if context is not None else _threads.default_lane
+    except RuntimeError as exc:
+        item.abandon(exc)
+        return
+    item.target = target
+    if isinstance(target, _threads.Lane):
+        target.submit_item(item)
+    else:
+        target.submit(item.run)
 
 
 def sensitive_target() -> Any:

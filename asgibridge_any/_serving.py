@@ -63,15 +63,21 @@ _WAKE = None
 class Serving:
     """Work run by the thread that made this object, while it waits in :meth:`serve`."""
 
-    __slots__ = ("_queue", "finished", "outer", "thread_id")
+    __slots__ = ("_queue", "fallback", "finished", "outer", "thread_id")
 
-    def __init__(self, outer: Serving | None = None) -> None:
+    def __init__(
+        self,
+        outer: Serving | None = None,
+        fallback: Callable[[WorkItem], None] | None = None,
+    ) -> None:
         self.thread_id = threading.get_ident()
         self._queue: SimpleQueue[WorkItem | None] = SimpleQueue()
         #: Set once the thread stopped taking work from here.
         self.finished = False
         #: Where work goes once this one finished.
         self.outer = outer
+        #: Where work goes once this one finished and there is no outer one.
+        self.fallback = fallback
 
     def live(self) -> Serving | None:
         """The nearest Serving in the chain that still takes work, if any."""
@@ -113,6 +119,8 @@ class Serving:
     def _forward(self, item: WorkItem) -> None:
         if self.outer is not None:
             self.outer.submit_item(item)
+        elif self.fallback is not None:
+            self.fallback(item)
         else:
             item.abandon(
                 RuntimeError(

@@ -63,6 +63,7 @@ from ._routing import (
     CoroutinePlacement,
     ThreadSensitiveContext,
     context_lanes,
+    reroute,
     sensitive_target,
     single_thread_context,
     thread_sensitive_context,
@@ -359,9 +360,8 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
                 "just await the async function directly"
             )
         context = copy_context()
-        call = CoroutineCall(
-            Serving(context.get(sensitive_executor)), thread_state.call
-        )
+        serving = Serving(context.get(sensitive_executor), fallback=reroute)
+        call = CoroutineCall(serving, thread_state.call)
         main = functools.partial(
             self._main, call, args, kwargs, sys.exception(), threading.get_ident()
         )
