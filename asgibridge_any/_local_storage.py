@@ -9,16 +9,14 @@
 # counting alone. When a context is freed first, its Cells (and values) go with it.
 #
 # A thread-critical Local keeps plain dicts per thread (threading.local) and, in a
-# thread that runs an event loop, one dict per asyncio or trio task. The task lookup
-# lives here so that local.py stays free of event-loop details.
+# thread that runs an event loop, one dict per asyncio or trio task (found through
+# _backends, like every loop-specific detail).
 from __future__ import annotations
 
-import sys
 import weakref
-from asyncio import _get_running_loop, current_task
 from typing import TYPE_CHECKING, Any, Final
 
-from sniffio import thread_local as _sniffio_thread
+from ._backends import current_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,19 +76,6 @@ def missing(local: object, name: str, where: str) -> AttributeError:
 _TASKS: Final = object()
 
 
-def _running_task() -> object | None:
-    """Return the asyncio or trio task running in this thread, or None in sync code."""
-    loop = _get_running_loop()
-    if loop is not None:
-        return current_task(loop)
-    if _sniffio_thread.name == "trio":
-        try:
-            return sys.modules["trio"].lowlevel.current_task()  # type: ignore[no-any-return]
-        except RuntimeError:  # trio code outside any task (an instrument, say)
-            return None
-    return None
-
-
 def task_values(thread_dict: dict[Any, Any], create: bool) -> dict[str, Any]:
     """
     Return the dict of the task running in this event-loop thread.
@@ -101,7 +86,7 @@ def task_values(thread_dict: dict[Any, Any], create: bool) -> dict[str, Any]:
     :param thread_dict: this thread's dict of the thread-critical Local
     :param create: make the task's dict if it has none yet (else return an empty one)
     """
-    task = _running_task()
+    task = current_task()
     if task is None:
         return thread_dict
     tasks: weakref.WeakKeyDictionary[object, dict[str, Any]] | None = thread_dict.get(

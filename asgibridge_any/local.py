@@ -5,12 +5,10 @@ from __future__ import annotations
 __all__ = ("Local",)
 
 import threading
-from asyncio import _get_running_loop
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex, final
 
-from sniffio import thread_local as _sniffio_thread
-
+from ._backends import loop_runs_here
 from ._context import sees as _sees
 from ._context import this_thread as _this_thread
 from ._context import thread_id as _thread_id
@@ -183,17 +181,13 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]  # Local(thread_critica
         _object_setattr(self, "_data", None)
 
     # In a sync thread the values are the threading.local's own per-thread dict; only
-    # a thread running an asyncio or trio loop pays for the per-task lookup. (trio
-    # names itself in sniffio's thread-local; reading its __dict__ is the fast way.)
+    # a thread running an asyncio or trio loop pays for the per-task lookup.
 
     def __getattribute__(self, name: str) -> Any:
         storage = _data_of(self)
         if storage is not None:
             values: dict[str, Any] = storage.__dict__
-            if (
-                _get_running_loop() is not None
-                or _sniffio_thread.__dict__.get("name") == "trio"
-            ):
+            if loop_runs_here():
                 values = task_values(values, create=False)
             try:
                 return values[name]
@@ -206,10 +200,7 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]  # Local(thread_critica
         if storage is None:
             storage = _new_thread_storage(self)
         values: dict[str, Any] = storage.__dict__
-        if (
-            _get_running_loop() is not None
-            or _sniffio_thread.__dict__.get("name") == "trio"
-        ):
+        if loop_runs_here():
             values = task_values(values, create=True)
         if name not in values:
             refuse_name(self, name)
@@ -219,10 +210,7 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]  # Local(thread_critica
         storage = _data_of(self)
         if storage is not None:
             values: dict[str, Any] = storage.__dict__
-            if (
-                _get_running_loop() is not None
-                or _sniffio_thread.__dict__.get("name") == "trio"
-            ):
+            if loop_runs_here():
                 values = task_values(values, create=False)
             if name in values:
                 del values[name]

@@ -259,7 +259,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         # receives the caller's exc_info, and the call as a functools.partial of the
         # wrapped function.
         child = functools.partial(self.func, *args, **kwargs)
-        loop = getattr(handle, "loop", None)
+        loop = handle.asyncio_loop
         exc_info = (
             (None, None, None) if exc is None else (type(exc), exc, exc.__traceback__)
         )

@@ -14,6 +14,9 @@ import importlib.util
 import sys
 from typing import TYPE_CHECKING
 
+from sniffio import thread_local as _sniffio_thread
+
+from ._asyncio import _get_running_loop
 from ._asyncio import current_task as _asyncio_task
 from ._asyncio import running_handle as _asyncio_handle
 
@@ -55,14 +58,21 @@ def in_loop_thread() -> bool:
     return False
 
 
+def loop_runs_here() -> bool:
+    """Cheaply tell whether this thread runs an asyncio loop or a trio run."""
+    # trio names itself in sniffio's thread-local; reading its __dict__ is fast.
+    return (
+        _get_running_loop() is not None
+        or _sniffio_thread.__dict__.get("name") == "trio"
+    )
+
+
 def current_task() -> object | None:
     """Return the asyncio or trio task running in this thread, or None in sync code."""
-    if "trio" in sys.modules:
+    if _sniffio_thread.__dict__.get("name") == "trio":
         from ._trio import current_task as trio_task
 
-        task = trio_task()
-        if task is not None:
-            return task
+        return trio_task()
     return _asyncio_task()
 
 

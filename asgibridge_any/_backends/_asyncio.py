@@ -47,7 +47,7 @@ class AsyncioHandle(LoopHandle):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self.loop = loop
+        self.loop = self.asyncio_loop = loop
         self._call_soon_threadsafe = loop.call_soon_threadsafe
 
     async def park(

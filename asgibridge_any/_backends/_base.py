@@ -36,6 +36,8 @@ class LoopHandle(ABC):
     name: str
     #: The process that runs the loop (a forked child must not use it).
     pid: int
+    #: The asyncio event loop, for APIs that hand it out (None under trio).
+    asyncio_loop: Any = None
 
     def __init__(self) -> None:
         self.pid = os.getpid()

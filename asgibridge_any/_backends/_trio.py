@@ -40,7 +40,7 @@ def running_handle() -> TrioHandle | None:
 
 
 def current_task() -> object | None:
-    """The trio task running in this thread, or None."""
+    """The trio task running in this thread, or None (trio code outside a task)."""
     if not _in_trio_task():
         return None
     return _current_task()
