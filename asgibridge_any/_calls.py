@@ -72,6 +72,8 @@ class ThreadCall:
     """One ``sync_to_async`` invocation, run by whichever thread takes it."""
 
     __slots__ = (
+        "abandoned",
+        "after_abandoned",
         "args",
         "cancel_requested",
         "context",
@@ -117,6 +119,10 @@ class ThreadCall:
         self.cancel_requested = False
         #: The CoroutineCall this call's thread is blocked on in async_to_sync.
         self.inner: CoroutineCall | None = None
+        #: Set on the loop when the awaiting task stopped waiting (abandon_on_cancel).
+        self.abandoned = False
+        #: Run on the loop when an abandoned call finishes.
+        self.after_abandoned: Callable[[], object] | None = None
 
     def run(self) -> None:
         """Run the function in this thread and hand the outcome to the loop."""
@@ -157,27 +163,49 @@ class ThreadCall:
         self.finished = True
         self.handle.wake(self)
 
-    def request_cancel(self) -> None:
-        """On the loop: the awaiting task was cancelled; unwind what the thread waits on."""
+    def request_cancel(self, may_abandon: bool = False) -> bool:
+        """
+        On the loop: the awaiting task was cancelled; unwind what the thread waits on.
+
+        :param may_abandon: the caller asked for ``abandon_on_cancel``
+        :returns: True when the task stops waiting now (the call is abandoned: its
+            outcome will be dropped), False when it waits for the thread
+        """
         self.cancel_requested = True
         inner = self.inner
         if inner is not None:
             inner.cancel()
+        if may_abandon and not self.finished:
+            self.abandoned = True
+            return True
+        return False
+
+    def settled_abandoned(self) -> None:
+        """On the loop: an abandoned call finished; drop its outcome."""
+        after = self.after_abandoned
+        if after is not None:
+            after()
+        self.value = None
 
 
 _THREAD_CODES = (ThreadCall.run.__code__, ThreadCall._run_in_context.__code__)
 
 
 async def run_in_thread(
-    handle: LoopHandle, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
+    handle: LoopHandle,
+    call: ThreadCall,
+    dispatch: Callable[[ThreadCall], None],
+    abandon_on_cancel: bool = False,
 ) -> None:
     """
     Hand ``call`` to ``dispatch`` and wait until its thread finished it.
 
     A cancellation meanwhile is held back until then, and raised even if the call
-    succeeded; otherwise the outcome is in ``call.ok`` and ``call.value``.
+    succeeded; otherwise the outcome is in ``call.ok`` and ``call.value``. With
+    ``abandon_on_cancel``, a cancellation is raised at once instead and the call is
+    left to finish unobserved.
     """
-    held = await handle.park(call, dispatch)
+    held = await handle.park(call, dispatch, abandon_on_cancel)
     if held is not None:
         await handle.deliver(held)
 
@@ -196,6 +224,7 @@ class CoroutineCall:
         "serving",
         "task",
         "value",
+        "watch",
     )
 
     def __init__(self, serving: Serving, parent: ThreadCall | None) -> None:
@@ -209,6 +238,8 @@ class CoroutineCall:
         self.scheduled = False
         #: Set on the loop when the start request arrived there.
         self.accepted = False
+        #: Called now and then while waiting (see Serving.serve), if set.
+        self.watch: Callable[[], object] | None = None
         self.done = False
         self.ok = False
         self.value: Any = None
@@ -287,7 +318,7 @@ def wait_for_coroutine(
     try:
         try:
             start()
-            serving.serve(call.is_done)
+            serving.serve(call.is_done, call.watch)
         except BaseException:
             if not call.scheduled:
                 raise
@@ -296,7 +327,7 @@ def wait_for_coroutine(
                 assert call.handle is not None
                 call.handle._schedule(call._confirm_start)
             try:
-                serving.serve(call.is_done)
+                serving.serve(call.is_done, call.watch)
             except BaseException:
                 give_up()
                 raise

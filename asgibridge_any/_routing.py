@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
 from . import _loops, _threads
+from ._backends import worker_origin
 from ._calls import ThreadCall, running_call, sensitive_executor
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from contextvars import Context, Token
     from types import TracebackType
 
-    from ._backends import LoopThread
+    from ._backends import LoopHandle, LoopThread
     from ._backends._base import CoroutineFactory
     from ._calls import CoroutineCall
     from ._serving import Serving, WorkItem
@@ -195,15 +196,15 @@ class CoroutinePlacement:
         self, call: CoroutineCall, factory: CoroutineFactory, context: Context
     ) -> None:
         """Start ``factory()`` for ``call``; marks the call scheduled once it is."""
-        parent = call.parent
-        if not self._force_new_loop and parent is not None:
-            origin = parent.handle
-            if origin.pid == os.getpid():
+        if not self._force_new_loop:
+            origin = self._origin(call)
+            if origin is not None and origin.pid == os.getpid():
                 call.attach(origin)
                 call.scheduled = True
                 if origin.start_task(call, factory, context):
                     return
                 call.scheduled = False
+                call.watch = None
         single = self._single = single_thread_context.get(None)
         if single is not None:
             thread = self._thread = single._thread_for(self._backend)
@@ -216,6 +217,26 @@ class CoroutinePlacement:
         except RuntimeError:
             call.scheduled = False  # the loop had stopped: nothing was started
             raise
+
+    @staticmethod
+    def _origin(call: CoroutineCall) -> LoopHandle | None:
+        # The loop that started this thread: through sync_to_async, or through
+        # anyio's or trio's to_thread (whose cancellation is then watched for).
+        if call.parent is not None:
+            return call.parent.handle
+        found = worker_origin()
+        if found is None:
+            return None
+        handle, check_cancelled = found
+
+        def watch() -> None:
+            try:
+                check_cancelled()
+            except BaseException:
+                call.cancel()
+
+        call.watch = watch
+        return handle
 
     def give_up(self) -> None:
         """The caller stopped waiting: the loop thread may still run the coroutine."""

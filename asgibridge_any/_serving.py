@@ -58,6 +58,8 @@ class FutureItem:
 
 #: Put on the queue to wake the serving thread so it checks whether it is done.
 _WAKE = None
+#: Seconds between two looks of a watching serve() (see Serving.serve).
+WATCH_INTERVAL = 0.05
 
 
 class Serving:
@@ -86,11 +88,25 @@ class Serving:
             serving = serving.outer
         return serving
 
-    def serve(self, done: Callable[[], bool]) -> None:
-        """Run work until a wake-up finds ``done()`` true; may be called again after an interruption."""
+    def serve(
+        self, done: Callable[[], bool], watch: Callable[[], object] | None = None
+    ) -> None:
+        """
+        Run work until a wake-up finds ``done()`` true.
+
+        May be called again after an interruption. With ``watch``, it is also called
+        whenever :data:`WATCH_INTERVAL` seconds pass without work.
+        """
         get = self._queue.get
         while True:
-            item = get()
+            if watch is None:
+                item = get()
+            else:
+                try:
+                    item = get(timeout=WATCH_INTERVAL)
+                except Empty:
+                    watch()
+                    continue
             if item is _WAKE:
                 if done():
                     return

@@ -172,6 +172,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         context: Context | None = None,
         *,
         limiter: anyio.CapacityLimiter | None = None,
+        abandon_on_cancel: bool = False,
     ) -> None:
         if not callable(func) or is_async_callable(func):
             error = TypeError("sync_to_async can only be applied to sync functions.")
@@ -199,6 +200,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         self._thread_sensitive = thread_sensitive
         self._executor = executor
         self._limiter = limiter
+        self._abandon = abandon_on_cancel
         self._custom_handler = (
             type(self).thread_handler is not SyncToAsync.thread_handler
         )
@@ -211,6 +213,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         See :func:`sync_to_async` for which thread, context variables and cancellation.
         """
         handle = current_handle()
+        call: ThreadCall | None = None
         context = copy_context() if self.context is None else self.context
         func: Callable[..., Any] = self.func
         exc = sys.exception()
@@ -226,10 +229,12 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
                     dispatch = target.submit_item
                 else:
                     dispatch = _submit_to_executor(target)
-                await run_in_thread(handle, call, dispatch)
+                await run_in_thread(handle, call, dispatch, self._abandon)
             elif self._executor is not None:
                 call = ThreadCall(handle, func, args, kwargs, context, None, exc)
-                await run_in_thread(handle, call, _submit_to_executor(self._executor))
+                await run_in_thread(
+                    handle, call, _submit_to_executor(self._executor), self._abandon
+                )
             else:
                 limiter = self._limiter or handle.default_limiter()
                 call = ThreadCall(handle, func, args, kwargs, context, None, exc)
@@ -238,11 +243,19 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
                 except anyio.WouldBlock:
                     await limiter.acquire_on_behalf_of(call)
                 try:
-                    await run_in_thread(handle, call, _threads.worker_pool.submit)
+                    await run_in_thread(
+                        handle, call, _threads.worker_pool.submit, self._abandon
+                    )
                 finally:
-                    limiter.release_on_behalf_of(call)
+                    if call.abandoned:
+                        # The thread still runs: its token stays taken until it ends.
+                        call.after_abandoned = functools.partial(
+                            limiter.release_on_behalf_of, call
+                        )
+                    else:
+                        limiter.release_on_behalf_of(call)
         finally:
-            if self.context is None:
+            if self.context is None and (call is None or not call.abandoned):
                 _context.copy_back(context)
         if call.ok:
             return call.value  # type: ignore[no-any-return]
@@ -446,6 +459,7 @@ def sync_to_async(
     executor: Executor | None = ...,
     context: Context | None = ...,
     limiter: anyio.CapacityLimiter | None = ...,
+    abandon_on_cancel: bool = ...,
 ) -> SyncToAsync[_P, _R]: ...
 
 
@@ -457,6 +471,7 @@ def sync_to_async(
     executor: Executor | None = ...,
     context: Context | None = ...,
     limiter: anyio.CapacityLimiter | None = ...,
+    abandon_on_cancel: bool = ...,
 ) -> Callable[[Callable[_P, _R]], SyncToAsync[_P, _R]]: ...
 
 
@@ -467,6 +482,7 @@ def sync_to_async(
     executor: Executor | None = None,
     context: Context | None = None,
     limiter: anyio.CapacityLimiter | None = None,
+    abandon_on_cancel: bool = False,
 ) -> SyncToAsync[_P, _R] | Callable[[Callable[_P, _R]], SyncToAsync[_P, _R]]:
     """
     Turn a sync callable into an awaitable one that runs in another thread.
@@ -490,15 +506,21 @@ def sync_to_async(
     raises. The caller's current exception shows in ``sys.exc_info()`` inside.
 
     Cancellation: a thread cannot be interrupted, so a cancelled caller waits for
-    ``func`` to finish, then the cancellation propagates. If ``func`` is blocked in
-    :func:`async_to_sync` at that moment, the coroutine it waits for is cancelled
-    first, so the whole chain unwinds promptly.
+    ``func`` to finish, then the cancellation propagates (even if ``func`` returned).
+    If ``func`` is blocked in :func:`async_to_sync` at that moment, the coroutine it
+    waits for is cancelled first, so the whole chain unwinds promptly. With
+    ``abandon_on_cancel=True`` the cancellation propagates at once instead: ``func``
+    keeps running unobserved, its outcome and context changes are dropped, and it
+    keeps its thread (a later thread-sensitive call queues behind it; a
+    ``thread_sensitive=False`` call keeps its limiter token until it ends).
 
     :param func: the sync callable to wrap
     :param thread_sensitive: run on the sensitive thread (see above)
     :param executor: run on this executor; needs ``thread_sensitive=False``
     :param context: run in this context and update it, instead of a copy
     :param limiter: bounds the worker threads of ``thread_sensitive=False`` calls
+    :param abandon_on_cancel: on cancellation, return at once and leave ``func``
+        running (anyio's and trio's option of that name)
     :raises TypeError: when ``func`` is not a sync callable, or for an executor or
         limiter combined with ``thread_sensitive=True``
     """
@@ -511,6 +533,7 @@ def sync_to_async(
                 executor=executor,
                 context=context,
                 limiter=limiter,
+                abandon_on_cancel=abandon_on_cancel,
             )
 
         return decorator
@@ -520,6 +543,7 @@ def sync_to_async(
         executor=executor,
         context=context,
         limiter=limiter,
+        abandon_on_cancel=abandon_on_cancel,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from sniffio import thread_local as _sniffio_thread
@@ -21,6 +22,8 @@ from ._asyncio import current_task as _asyncio_task
 from ._asyncio import running_handle as _asyncio_handle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._base import LoopHandle as LoopHandle
     from ._base import LoopThread as LoopThread
 
@@ -74,6 +77,50 @@ def current_task() -> object | None:
 
         return trio_task()
     return _asyncio_task()
+
+
+class _ThreadKind(threading.local):
+    #: Set once this thread turned out not to be an anyio or trio worker thread.
+    plain = False
+
+
+_thread_kind = _ThreadKind()
+
+
+def worker_origin() -> tuple[LoopHandle, Callable[[], object]] | None:
+    """
+    In a thread started by ``anyio.to_thread.run_sync`` or ``trio.to_thread.run_sync``,
+    return the handle of the loop that started it and a function that raises that
+    loop's cancellation once the starting task is cancelled; None in other threads.
+
+    Asks through the public ``from_thread`` APIs (a round trip to the loop). Other
+    threads never become such workers, so a negative answer is remembered.
+    """
+    if _thread_kind.plain:
+        return None
+    import anyio.from_thread
+
+    try:
+        handle = anyio.from_thread.run_sync(current_handle)
+    except RuntimeError:  # not an anyio worker thread, or its loop is gone
+        pass
+    else:
+        return handle, anyio.from_thread.check_cancelled
+    if "trio" in sys.modules:
+        import trio
+
+        try:
+            handle = trio.from_thread.run_sync(current_handle)
+        except RuntimeError:  # not a trio worker thread
+            pass
+        except trio.RunFinishedError:
+            return None
+        else:
+            return handle, trio.from_thread.check_cancelled
+    if threading.current_thread().name.startswith(("AnyIO worker", "Trio thread")):
+        return None  # a worker whose loop is gone: ask again next time
+    _thread_kind.plain = True
+    return None
 
 
 def new_loop_thread(backend: str) -> LoopThread:

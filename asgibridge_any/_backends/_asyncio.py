@@ -51,7 +51,10 @@ class AsyncioHandle(LoopHandle):
         self._call_soon_threadsafe = loop.call_soon_threadsafe
 
     async def park(
-        self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
+        self,
+        call: ThreadCall,
+        dispatch: Callable[[ThreadCall], None],
+        abandon_on_cancel: bool,
     ) -> _CancelledError | None:
         waiter = call.waiter = self.loop.create_future()
         dispatch(call)
@@ -61,7 +64,8 @@ class AsyncioHandle(LoopHandle):
             held = exc
         else:
             return None
-        call.request_cancel()
+        if call.request_cancel(abandon_on_cancel):
+            return held
         import anyio
 
         # Shielded, so anyio's cancel scopes don't re-deliver on every loop pass; a

@@ -47,13 +47,16 @@ class LoopHandle(ABC):
 
     @abstractmethod
     async def park(
-        self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
+        self,
+        call: ThreadCall,
+        dispatch: Callable[[ThreadCall], None],
+        abandon_on_cancel: bool,
     ) -> Any:
         """
         Hand ``call`` to ``dispatch`` and wait, uncancellably, until it finished.
 
         Each cancellation delivered meanwhile calls ``call.request_cancel()`` and is
-        held back.
+        held back, unless that abandons the call: then the cancellation is raised.
 
         :returns: None, or the held-back cancellation for :meth:`deliver`
         """
@@ -88,7 +91,10 @@ class LoopHandle(ABC):
                 call = popleft()
             except IndexError:
                 return
-            settle(call)
+            if call.abandoned:
+                call.settled_abandoned()
+            else:
+                settle(call)
 
     def default_limiter(self) -> anyio.CapacityLimiter:
         """anyio's default thread limiter of this loop."""

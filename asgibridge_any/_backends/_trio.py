@@ -24,6 +24,7 @@ _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _current_task = trio.lowlevel.current_task
 _in_trio_task = trio.lowlevel.in_trio_task
 _FAILED = trio.lowlevel.Abort.FAILED
+_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 
 
 def running_handle() -> TrioHandle | None:
@@ -55,17 +56,21 @@ class TrioHandle(LoopHandle):
         self._run_sync_soon = token.run_sync_soon
 
     async def park(
-        self, call: ThreadCall, dispatch: Callable[[ThreadCall], None]
-    ) -> bool:
+        self,
+        call: ThreadCall,
+        dispatch: Callable[[ThreadCall], None],
+        abandon_on_cancel: bool,
+    ) -> bool | None:
         call.waiter = _current_task()
 
         def abort(_: object) -> trio.lowlevel.Abort:
-            call.request_cancel()
+            if call.request_cancel(abandon_on_cancel):
+                return _SUCCEEDED  # trio raises the cancellation right away
             return _FAILED
 
         dispatch(call)
         await _wait_task_rescheduled(abort)
-        return call.cancel_requested
+        return True if call.cancel_requested else None
 
     async def deliver(self, held: bool) -> None:
         # A trio cancellation stays pending once requested: a checkpoint raises it.
