@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: Seconds an idle pool worker is kept before it exits (one stays warm).
+#: Seconds an idle pool worker waits for work before it exits.
 IDLE_TIMEOUT = 10.0
 
 
@@ -51,25 +51,13 @@ class _Worker(_PoolThread):
         return self in self._pool.idle
 
     def run(self) -> None:
-        pool = self._pool
-        idle = pool.idle
+        idle = self._pool.idle
         get = self.inbox.get
-        # One worker, the first to take the pool's warm token, waits untimed and
-        # stays (a timed wait wakes a little slower, and a lone worker serving
-        # call after call is the common case); the others exit after IDLE_TIMEOUT
-        # without work.
-        try:
-            warm = pool.warm_token.pop()
-        except IndexError:
-            warm = False
         item = get()
         while item is not None:
             item.run()
             del item
             idle.append(self)
-            if warm:
-                item = get()
-                continue
             try:
                 item = get(timeout=IDLE_TIMEOUT)
             except Empty:
@@ -88,13 +76,12 @@ class WorkerPool:
     Each worker has its own inbox; idle workers wait on a deque (its append and pop
     are atomic, so dispatching takes no lock). The most recently idle worker is
     reused first, so under a light load the same thread serves every call and the
-    others time out.
+    others time out; with no work at all, every worker exits after
+    :data:`IDLE_TIMEOUT` seconds.
     """
 
     def __init__(self) -> None:
         self.idle: deque[_Worker] = deque()
-        #: Taken (list.pop is atomic) by the one worker that never times out.
-        self.warm_token = [True]
 
     def submit(self, item: WorkItem) -> None:
         try:
