@@ -73,7 +73,6 @@ class ThreadCall:
 
     __slots__ = (
         "abandoned",
-        "after_abandoned",
         "args",
         "cancel_requested",
         "context",
@@ -86,6 +85,7 @@ class ThreadCall:
         "ok",
         "source",
         "target",
+        "unqueue",
         "value",
         "waiter",
     )
@@ -119,13 +119,19 @@ class ThreadCall:
         self.cancel_requested = False
         #: The CoroutineCall this call's thread is blocked on in async_to_sync.
         self.inner: CoroutineCall | None = None
-        #: Set on the loop when the awaiting task stopped waiting (abandon_on_cancel).
+        #: Set on the loop when the awaiting task stopped waiting (abandon_on_cancel,
+        #: or the call was taken back before any thread took it).
         self.abandoned = False
-        #: Run on the loop when an abandoned call finishes.
-        self.after_abandoned: Callable[[], object] | None = None
+        #: Takes the call back from a queue before a thread took it (True if it did).
+        self.unqueue: Callable[[ThreadCall], bool] | None = None
 
     def run(self) -> None:
         """Run the function in this thread and hand the outcome to the loop."""
+        self.execute()
+        self.handle.wake(self)
+
+    def execute(self) -> None:
+        """Run the function in this thread; the caller hands the outcome over."""
         state = thread_state
         previous = state.call
         state.call = self
@@ -142,7 +148,6 @@ class ThreadCall:
             _set_handled(handled)
         state.call = previous
         self.finished = True
-        self.handle.wake(self)
 
     def _run_in_context(self) -> Any:
         adopted = _context.adopt(self.source)
@@ -172,6 +177,10 @@ class ThreadCall:
             outcome will be dropped), False when it waits for the thread
         """
         self.cancel_requested = True
+        unqueue = self.unqueue
+        if unqueue is not None and unqueue(self):
+            self.abandoned = True  # never ran, never will: nothing to wait for
+            return True
         inner = self.inner
         if inner is not None:
             inner.cancel()
@@ -182,13 +191,14 @@ class ThreadCall:
 
     def settled_abandoned(self) -> None:
         """On the loop: an abandoned call finished; drop its outcome."""
-        after = self.after_abandoned
-        if after is not None:
-            after()
         self.value = None
 
 
-_THREAD_CODES = (ThreadCall.run.__code__, ThreadCall._run_in_context.__code__)
+_THREAD_CODES = (
+    ThreadCall.run.__code__,
+    ThreadCall.execute.__code__,
+    ThreadCall._run_in_context.__code__,
+)
 
 
 async def run_in_thread(

@@ -36,7 +36,6 @@ from typing import (
     overload,
 )
 
-import anyio
 from sniffio import current_async_library_cvar as _library_var
 
 from . import _context, _loops, _threads
@@ -69,6 +68,7 @@ from ._routing import (
     thread_sensitive_context,
 )
 from ._serving import Serving
+from ._tokens import queue_for
 from .current_thread_executor import CurrentThreadExecutor
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
     from concurrent.futures import Executor
     from contextvars import Context
+
+    import anyio
 
 
 _P = ParamSpec("_P")
@@ -238,22 +240,9 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
             else:
                 limiter = self._limiter or handle.default_limiter()
                 call = ThreadCall(handle, func, args, kwargs, context, None, exc)
-                try:
-                    limiter.acquire_on_behalf_of_nowait(call)
-                except anyio.WouldBlock:
-                    await limiter.acquire_on_behalf_of(call)
-                try:
-                    await run_in_thread(
-                        handle, call, _threads.worker_pool.submit, self._abandon
-                    )
-                finally:
-                    if call.abandoned:
-                        # The thread still runs: its token stays taken until it ends.
-                        call.after_abandoned = functools.partial(
-                            limiter.release_on_behalf_of, call
-                        )
-                    else:
-                        limiter.release_on_behalf_of(call)
+                await run_in_thread(
+                    handle, call, queue_for(limiter, handle).submit, self._abandon
+                )
         finally:
             if self.context is None and (call is None or not call.abandoned):
                 _context.copy_back(context)

@@ -116,7 +116,6 @@ async def test_non_sensitive_calls_are_bounded_by_the_limiter() -> None:
             for _ in range(2):
                 assert await anyio.to_thread.run_sync(arrived.acquire, True, 10)
             await anyio.wait_all_tasks_blocked()
-            assert limiter.statistics().tasks_waiting == 3
             assert limiter.borrowed_tokens == 2
             gate.set()
     assert peak == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ from .._owner import close_generators, owned_generators, owner, track_generators
 from ._base import LoopHandle, LoopThread
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine
     from contextvars import Context
 
     from .._calls import CoroutineCall, ThreadCall
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 _get_running_loop = asyncio._get_running_loop
 _CancelledError = asyncio.CancelledError
+_system_tasks: set[asyncio.Task[None]] = set()
 _handles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioHandle] = (
     weakref.WeakKeyDictionary()
 )
@@ -114,10 +116,20 @@ class AsyncioHandle(LoopHandle):
         call.accept()
         call.started(self.loop.create_task(_reporting(call, factory), context=context))
 
+    def spawn_system_task(self, async_fn: Callable[[], Awaitable[object]]) -> None:
+        task = self.loop.create_task(_run(async_fn), context=contextvars.Context())
+        # The loop holds tasks weakly: keep this one until it is done.
+        _system_tasks.add(task)
+        task.add_done_callback(_system_tasks.discard)
+
     def cancel_task(self, task: asyncio.Task[None]) -> None:
         # Cancelling a task before its first step would skip its body, and with it
         # the code that reports back to the waiting thread: cancel one pass later.
         self._schedule(lambda: self.loop.call_soon(task.cancel))
+
+
+async def _run(async_fn: Callable[[], Awaitable[object]]) -> None:
+    await async_fn()
 
 
 async def _reporting(call: CoroutineCall, factory: CoroutineFactory) -> None:

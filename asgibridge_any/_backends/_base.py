@@ -14,7 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine
     from contextvars import Context
 
     import anyio
@@ -42,7 +42,7 @@ class LoopHandle(ABC):
     def __init__(self) -> None:
         self.pid = os.getpid()
         self._limiter: anyio.CapacityLimiter | None = None
-        self._finished: deque[ThreadCall] = deque()
+        self._finished: deque[ThreadCall | Callable[[], object]] = deque()
         self._drain_pending = False
 
     @abstractmethod
@@ -80,6 +80,17 @@ class LoopHandle(ABC):
             self._drain_pending = True
             self._schedule(self._drain)
 
+    def call_soon_batched(self, callback: Callable[[], object]) -> None:
+        """From any thread: run ``callback`` on the loop, in a batch with wake-ups."""
+        self._finished.append(callback)
+        if not self._drain_pending:
+            self._drain_pending = True
+            self._schedule(self._drain)
+
+    @abstractmethod
+    def spawn_system_task(self, async_fn: Callable[[], Awaitable[object]]) -> None:
+        """On the loop: run ``async_fn()`` as a task of the loop's own, in a fresh context."""
+
     def _drain(self) -> None:
         # Cleared before draining: a call queued after this line schedules a new
         # drain, one queued before it is settled by this one.
@@ -91,7 +102,9 @@ class LoopHandle(ABC):
                 call = popleft()
             except IndexError:
                 return
-            if call.abandoned:
+            if callable(call):
+                call()
+            elif call.abandoned:
                 call.settled_abandoned()
             else:
                 settle(call)

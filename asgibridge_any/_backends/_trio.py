@@ -3,6 +3,7 @@
 # threads.
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING
 
 import trio
@@ -10,7 +11,7 @@ import trio
 from ._base import LoopHandle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from contextvars import Context
 
     from .._calls import CoroutineCall, ThreadCall
@@ -102,6 +103,11 @@ class TrioHandle(LoopHandle):
         call.accept()
         trio.lowlevel.spawn_system_task(
             _scoped, call, factory, context=context, name="asgibridge_any.async_to_sync"
+        )
+
+    def spawn_system_task(self, async_fn: Callable[[], Awaitable[object]]) -> None:
+        trio.lowlevel.spawn_system_task(
+            async_fn, context=contextvars.Context(), name="asgibridge_any.tokens"
         )
 
     def cancel_task(self, task: trio.CancelScope) -> None:

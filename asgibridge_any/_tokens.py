@@ -1,0 +1,167 @@
+# thread_sensitive=False calls under load: limiter tokens passed from thread to thread.
+#
+# Each such call needs one token of its limiter (anyio's default thread limiter unless
+# the caller gave one) while it runs. Taking and returning a token happens on the
+# event loop (anyio's limiters are not thread-safe), so a naive scheme makes every
+# call go round the loop before the next can start, and every worker park and wake
+# in between. Here a token is held by a *run* (one worker's stretch of work) rather
+# than by a call: a worker that finishes a call takes the next queued call itself,
+# with the token it already holds, and gives the token back (through the loop, in the
+# same batch as its wake-ups) only when the queue is empty. The bound stays exact:
+# every running call is inside a run, and every run holds a token.
+#
+# Growth: a call starts a new run at once when nothing of this queue runs or an idle
+# worker is waiting; otherwise it queues, and a pump task adds runs, one, two, four
+# ... at a time, each after GROW_DELAY seconds in which the queue did not empty. A
+# burst of short calls is then finished by a few threads instead of starting one per
+# token, and calls that wait for each other still get threads of their own.
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import _threads
+
+if TYPE_CHECKING:
+    from ._backends import LoopHandle
+    from ._calls import ThreadCall
+
+#: Seconds the queued calls wait for the running workers before a run is added.
+GROW_DELAY = 0.0005
+
+_queues: weakref.WeakKeyDictionary[anyio.CapacityLimiter, TokenQueue] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def queue_for(limiter: anyio.CapacityLimiter, handle: LoopHandle) -> TokenQueue:
+    """The token queue of ``limiter`` (made on first use, on the limiter's loop)."""
+    try:
+        return _queues[limiter]
+    except KeyError:
+        queue = _queues[limiter] = TokenQueue(limiter, handle)
+        return queue
+
+
+class _Run:
+    """One worker's stretch of calls under one token (the limiter's borrower)."""
+
+    __slots__ = ("call", "queue")
+
+    def __init__(self, queue: TokenQueue, call: ThreadCall | None) -> None:
+        self.queue = queue
+        self.call = call
+
+    def run(self) -> None:
+        call = self.call
+        self.call = None
+        queue = self.queue
+        popleft = queue.pending.popleft
+        if call is None:
+            try:
+                call = popleft()
+            except IndexError:
+                queue.handle.call_soon_batched(self._release)
+                return
+        while True:
+            call.execute()
+            try:
+                following = popleft()
+            except IndexError:
+                # The token goes back before the last caller resumes, so a caller
+                # never sees its own call's token still taken.
+                queue.handle.call_soon_batched(self._release)
+                call.handle.wake(call)
+                return
+            call.handle.wake(call)
+            call = following
+
+    def _release(self) -> None:
+        self.queue.run_ended(self)
+
+    def abandon(self, exc: BaseException) -> None:
+        # The worker pool never abandons work; kept for the work-item protocol.
+        if self.call is not None:
+            self.call.abandon(exc)
+        self.queue.run_ended(self)
+
+
+class TokenQueue:
+    """The ``thread_sensitive=False`` calls of one limiter, and the runs serving them."""
+
+    __slots__ = ("__weakref__", "handle", "limiter", "pending", "pumping", "runs")
+
+    def __init__(self, limiter: anyio.CapacityLimiter, handle: LoopHandle) -> None:
+        self.limiter = limiter
+        self.handle = handle
+        #: Calls waiting for a run; workers pop them (deque ops are atomic).
+        self.pending: deque[ThreadCall] = deque()
+        #: Runs holding a token (changed on the loop only).
+        self.runs = 0
+        self.pumping = False
+
+    def submit(self, call: ThreadCall) -> None:
+        """On the loop: run ``call`` in a worker thread, within the limiter's bound."""
+        if not self.pending and (not self.runs or _threads.worker_pool.idle):
+            run = _Run(self, call)
+            try:
+                self.limiter.acquire_on_behalf_of_nowait(run)
+            except anyio.WouldBlock:
+                pass
+            else:
+                self.runs += 1
+                _threads.worker_pool.submit(run)
+                return
+        call.unqueue = self._unqueue
+        self.pending.append(call)
+        if not self.pumping:
+            self.pumping = True
+            self.handle.spawn_system_task(self._pump)
+
+    def _unqueue(self, call: ThreadCall) -> bool:
+        # A cancelled call that no worker took yet is simply dropped.
+        try:
+            self.pending.remove(call)
+        except ValueError:
+            return False
+        return True
+
+    def run_ended(self, run: _Run) -> None:
+        """On the loop: a run found the queue empty; its token goes back."""
+        self.limiter.release_on_behalf_of(run)
+        self.runs -= 1
+        if self.pending and not self.runs:
+            # Calls queued while the token was on its way back: serve them.
+            self._start_run()
+
+    def _start_run(self) -> bool:
+        run = _Run(self, None)
+        try:
+            self.limiter.acquire_on_behalf_of_nowait(run)
+        except anyio.WouldBlock:
+            return False
+        self.runs += 1
+        _threads.worker_pool.submit(run)
+        return True
+
+    async def _pump(self) -> None:
+        try:
+            batch = 1
+            while self.pending:
+                await anyio.sleep(GROW_DELAY)
+                for _ in range(min(batch, len(self.pending))):
+                    if not self._start_run():
+                        # No token free: wait for one the anyio way.
+                        run = _Run(self, None)
+                        await self.limiter.acquire_on_behalf_of(run)
+                        if not self.pending:
+                            self.limiter.release_on_behalf_of(run)
+                            return
+                        self.runs += 1
+                        _threads.worker_pool.submit(run)
+                batch *= 2
+        finally:
+            self.pumping = False
