@@ -27,7 +27,7 @@ from asgibridge_any.sync import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncGenerator, Callable
 
 
 def _on_loops(
@@ -490,9 +490,9 @@ def test_async_generator_left_open_is_closed_before_async_to_sync_returns(
     referenced) has run its ``finally`` by the time ``async_to_sync`` returns.
     """
     events: list[str] = []
-    kept: list[AsyncIterator[int]] = []
+    kept: list[AsyncGenerator[int, None]] = []
 
-    async def numbers() -> AsyncIterator[int]:
+    async def numbers() -> AsyncGenerator[int, None]:
         try:
             yield 1
             yield 2
