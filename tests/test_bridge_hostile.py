@@ -2,8 +2,8 @@
 The bridge under hostile use: cancellations that must not be swallowed, calls that
 outlive their blocks, exceptions crossing many times, workers that must go away.
 
-Each test pins one promise of the public API on both loops. A test marked ``xfail``
-documents a case the bridge does not keep yet; the marker goes when it does.
+Each test pins one promise of the public API on both loops; each failed before the
+hand-off protocol was rewritten.
 """
 
 from __future__ import annotations
@@ -30,37 +30,14 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
 
 
-def _on_loops(
-    *, asyncio_defect: str | None = None, trio_defect: str | None = None
-) -> pytest.MarkDecorator:
-    """Run an async test on both loops; expect it to fail where a defect is named."""
-
-    def param(name: str, defect: str | None) -> Any:
-        marks = (
-            () if defect is None else (pytest.mark.xfail(strict=True, reason=defect),)
-        )
-        return pytest.param(name, marks=marks, id=name)
-
-    return pytest.mark.parametrize(
-        "anyio_backend",
-        [param("asyncio", asyncio_defect), param("trio", trio_defect)],
-    )
+def _on_loops() -> pytest.MarkDecorator:
+    """Run an async test on both loops."""
+    return pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
 
-def _backends(
-    *, asyncio_defect: str | None = None, trio_defect: str | None = None
-) -> pytest.MarkDecorator:
-    """The same for a sync test calling ``async_to_sync(..., backend=backend)``."""
-
-    def param(name: str, defect: str | None) -> Any:
-        marks = (
-            () if defect is None else (pytest.mark.xfail(strict=True, reason=defect),)
-        )
-        return pytest.param(name, marks=marks, id=name)
-
-    return pytest.mark.parametrize(
-        "backend", [param("asyncio", asyncio_defect), param("trio", trio_defect)]
-    )
+def _backends() -> pytest.MarkDecorator:
+    """Run a sync test calling ``async_to_sync(..., backend=backend)`` per loop."""
+    return pytest.mark.parametrize("backend", ["asyncio", "trio"])
 
 
 async def _wait_in_thread(event: threading.Event) -> bool:
@@ -69,8 +46,6 @@ async def _wait_in_thread(event: threading.Event) -> bool:
 
 
 # --- cancellation is never swallowed -------------------------------------------------
-
-_SWALLOWED = "asyncio swallows the cancellation"
 
 
 class _Blocked:
@@ -118,7 +93,7 @@ _INNER = pytest.mark.parametrize("inner", ["earlier", "absorbing"])
 
 
 @_INNER
-@_on_loops(asyncio_defect=_SWALLOWED)
+@_on_loops()
 async def test_cancel_scope_around_sync_to_async_is_not_swallowed(inner: str) -> None:
     """Test that an anyio scope cancelled around the call sees its cancellation."""
     func = _Blocked(inner)
@@ -142,7 +117,7 @@ async def test_cancel_scope_around_sync_to_async_is_not_swallowed(inner: str) ->
 
 
 @_INNER
-@_on_loops(asyncio_defect=_SWALLOWED)
+@_on_loops()
 async def test_native_cancellation_of_sync_to_async_is_not_swallowed(
     inner: str, anyio_backend: str
 ) -> None:
@@ -193,7 +168,7 @@ async def test_native_cancellation_of_sync_to_async_is_not_swallowed(
 
 
 @_INNER
-@_on_loops(asyncio_defect=_SWALLOWED)
+@_on_loops()
 async def test_timeout_around_sync_to_async_expires(
     inner: str, anyio_backend: str
 ) -> None:
@@ -248,10 +223,7 @@ async def test_timeout_around_sync_to_async_expires(
 # --- calls that outlive their blocks -------------------------------------------------
 
 
-@_on_loops(
-    asyncio_defect="false 'would deadlock' for a late call",
-    trio_defect="false 'would deadlock' for a late call",
-)
+@_on_loops()
 async def test_late_thread_sensitive_call_runs_while_sync_function_continues() -> None:
     """
     Test that a task outliving its ``async_to_sync`` call can still make a
@@ -299,10 +271,7 @@ def _threads_exit(threads: set[threading.Thread], bound: float) -> bool:
 
 
 @pytest.mark.timeout(120)
-@_on_loops(
-    asyncio_defect="threads leak for tasks outliving their context",
-    trio_defect="threads leak for tasks outliving their context",
-)
+@_on_loops()
 async def test_tasks_outliving_their_thread_sensitive_contexts_leave_no_threads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -358,10 +327,7 @@ def _short_idle_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
 
 
 @pytest.mark.timeout(120)
-@_on_loops(
-    asyncio_defect="idle workers never retire without new work",
-    trio_defect="idle workers never retire without new work",
-)
+@_on_loops()
 async def test_idle_workers_retire_without_new_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -397,11 +363,8 @@ def _traceback_length(exc: BaseException) -> int:
     return length
 
 
-_MUTATED = "the bridge re-raises the caller's exception, growing its traceback"
-
-
 @pytest.mark.parametrize("sensitive", [True, False], ids=["sensitive", "worker"])
-@_on_loops(asyncio_defect=_MUTATED, trio_defect=_MUTATED)
+@_on_loops()
 async def test_sync_to_async_leaves_callers_exception_traceback_alone(
     sensitive: bool,
 ) -> None:
@@ -426,7 +389,7 @@ async def test_sync_to_async_leaves_callers_exception_traceback_alone(
     assert _traceback_length(error) == before
 
 
-@_backends(asyncio_defect=_MUTATED, trio_defect=_MUTATED)
+@_backends()
 def test_async_to_sync_leaves_callers_exception_traceback_alone(backend: str) -> None:
     """The same from a sync thread: 100 ``async_to_sync`` calls in one ``except``."""
 
@@ -442,10 +405,7 @@ def test_async_to_sync_leaves_callers_exception_traceback_alone(backend: str) ->
     assert _traceback_length(error) == before
 
 
-_NO_EXC_INFO = "thread_handler gets (None, None, None)"
-
-
-@_on_loops(asyncio_defect=_NO_EXC_INFO, trio_defect=_NO_EXC_INFO)
+@_on_loops()
 async def test_thread_handler_receives_callers_exc_info() -> None:
     """
     Test that an overridden ``thread_handler`` gets the caller's ``sys.exc_info()``
@@ -481,7 +441,7 @@ async def test_thread_handler_receives_callers_exc_info() -> None:
 # --- async generators ----------------------------------------------------------------
 
 
-@_backends(trio_defect="async generators closed after the call returned")
+@_backends()
 def test_async_generator_left_open_is_closed_before_async_to_sync_returns(
     backend: str,
 ) -> None:

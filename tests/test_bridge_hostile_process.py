@@ -9,8 +9,6 @@ hang into a report, and the parent's timeout kills a child that hangs anyway.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from ._bridge_helpers import run_in_subprocess
@@ -42,20 +40,9 @@ def watch(stage):
 """
 
 
-def _backends(
-    *, asyncio_defect: str | None = None, trio_defect: str | None = None
-) -> pytest.MarkDecorator:
-    """Run a test per ``backend``; expect it to fail where a defect is named."""
-
-    def param(name: str, defect: str | None) -> Any:
-        marks = (
-            () if defect is None else (pytest.mark.xfail(strict=True, reason=defect),)
-        )
-        return pytest.param(name, marks=marks, id=name)
-
-    return pytest.mark.parametrize(
-        "backend", [param("asyncio", asyncio_defect), param("trio", trio_defect)]
-    )
+def _backends() -> pytest.MarkDecorator:
+    """Run a sync test calling ``async_to_sync(..., backend=backend)`` per loop."""
+    return pytest.mark.parametrize("backend", ["asyncio", "trio"])
 
 
 _CTRL_C = (
@@ -108,10 +95,8 @@ finish()
 """
 )
 
-_CTRL_C_DEFECT = "Ctrl-C leaves the coroutine running and the process unusable"
 
-
-@_backends(asyncio_defect=_CTRL_C_DEFECT, trio_defect=_CTRL_C_DEFECT)
+@_backends()
 def test_ctrl_c_in_waiting_thread_unwinds_coroutine_and_next_calls_work(
     backend: str,
 ) -> None:
@@ -179,7 +164,7 @@ finish()
 )
 
 
-@_backends(asyncio_defect="two threads in one AsyncSingleThreadContext hang")
+@_backends()
 def test_two_threads_in_one_async_single_thread_context_both_complete(
     backend: str,
 ) -> None:
@@ -227,7 +212,7 @@ finish()
 )
 
 
-@_backends(asyncio_defect="force_new_loop inside AsyncSingleThreadContext hangs")
+@_backends()
 def test_force_new_loop_inside_async_single_thread_context_completes(
     backend: str,
 ) -> None:
@@ -291,7 +276,6 @@ finish()
 )
 
 
-@pytest.mark.xfail(strict=True, reason="Ctrl-C inside the lazy import of trio")
 @pytest.mark.parametrize("where", ["trio._core._run", "trio._core._local"])
 def test_ctrl_c_during_first_trio_call_leaves_trio_usable(where: str) -> None:
     """
