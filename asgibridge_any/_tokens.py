@@ -51,21 +51,16 @@ class _Run:
 
     __slots__ = ("call", "queue")
 
-    def __init__(self, queue: TokenQueue, call: ThreadCall | None) -> None:
+    def __init__(self, queue: TokenQueue, call: ThreadCall) -> None:
         self.queue = queue
-        self.call = call
+        self.call: ThreadCall | None = call
 
     def run(self) -> None:
         call = self.call
+        assert call is not None
         self.call = None
         queue = self.queue
         popleft = queue.pending.popleft
-        if call is None:
-            try:
-                call = popleft()
-            except IndexError:
-                queue.handle.call_soon_batched(self._release)
-                return
         while True:
             call.execute()
             try:
@@ -87,6 +82,12 @@ class _Run:
         if self.call is not None:
             self.call.abandon(exc)
         self.queue.run_ended(self)
+
+
+class _Placeholder:
+    """A borrower that holds a token only for the instant it is passed on."""
+
+    __slots__ = ()
 
 
 class TokenQueue:
@@ -138,11 +139,20 @@ class TokenQueue:
             self._start_run()
 
     def _start_run(self) -> bool:
-        run = _Run(self, None)
+        # On the loop. A run always starts with a call of its own (taken off the
+        # queue here), so every run ends by handing its token back before it wakes
+        # its last caller: once every caller resumed, every token is back.
+        try:
+            call = self.pending.popleft()
+        except IndexError:
+            return False
+        run = _Run(self, call)
         try:
             self.limiter.acquire_on_behalf_of_nowait(run)
         except anyio.WouldBlock:
+            self.pending.appendleft(call)
             return False
+        call.unqueue = None
         self.runs += 1
         _threads.worker_pool.submit(run)
         return True
@@ -152,16 +162,16 @@ class TokenQueue:
             batch = 1
             while self.pending:
                 await anyio.sleep(GROW_DELAY)
-                for _ in range(min(batch, len(self.pending))):
+                for _ in range(batch):
+                    if not self.pending:
+                        return
                     if not self._start_run():
-                        # No token free: wait for one the anyio way.
-                        run = _Run(self, None)
-                        await self.limiter.acquire_on_behalf_of(run)
-                        if not self.pending:
-                            self.limiter.release_on_behalf_of(run)
-                            return
-                        self.runs += 1
-                        _threads.worker_pool.submit(run)
+                        # No token free: wait for one the anyio way, then start a
+                        # run with it (or give it back if the queue emptied).
+                        placeholder = _Placeholder()
+                        await self.limiter.acquire_on_behalf_of(placeholder)
+                        self.limiter.release_on_behalf_of(placeholder)
+                        self._start_run()
                 batch *= 2
         finally:
             self.pumping = False

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from typing import Any
 
-import anyio
 import pytest
 import sniffio
 
@@ -44,17 +43,3 @@ def run_in_subprocess(source: str, *args: str, timeout: float = 60) -> dict[str,
     assert lines, f"no report from the child (exit {done.returncode}): {done.stderr}"
     report: dict[str, Any] = json.loads(lines[-1])
     return report
-
-
-async def tokens_come_back(limiter: anyio.CapacityLimiter) -> bool:
-    """
-    Wait (bounded) until nothing holds a token of ``limiter``.
-
-    A worker that found the queue of ``thread_sensitive=False`` calls empty hands its
-    token back through the loop a moment later; this polls for that, without
-    assuming how long it takes.
-    """
-    with anyio.move_on_after(10):
-        while limiter.borrowed_tokens:
-            await anyio.sleep(0.001)
-    return limiter.borrowed_tokens == 0
