@@ -7,7 +7,7 @@ import contextvars
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .._owner import close_generators, owned_generators, owner, track_generators
+from .._owner import owner, track_generators
 from ._base import LoopHandle, LoopThread
 
 if TYPE_CHECKING:
@@ -185,19 +185,6 @@ class AsyncioLoopThread(LoopThread):
                 tasks = self._tasks[call] = weakref.WeakSet()
             tasks.add(task)
         return task
-
-    async def _run_isolated(
-        self, call: CoroutineCall, factory: CoroutineFactory
-    ) -> None:
-        token = owner.set(call)
-        try:
-            await factory()
-        finally:
-            owner.reset(token)
-            try:
-                await self._cancel_leftovers(call)
-            finally:
-                await close_generators(owned_generators.pop(call, None))
 
     async def _cancel_leftovers(self, call: CoroutineCall) -> None:
         current = asyncio.current_task()

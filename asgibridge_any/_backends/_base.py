@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .._owner import close_generators, owned_generators, owner
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
     from contextvars import Context
@@ -210,22 +212,27 @@ class LoopThread(threading.Thread, ABC):
             raise RuntimeError(f"{self.name} stopped unexpectedly")
 
     async def _isolated(self, call: CoroutineCall, factory: CoroutineFactory) -> None:
+        # Tasks and async generators started below here are recorded as the call's.
+        token = owner.set(call)
         try:
-            await self._run_isolated(call, factory)
+            await factory()
         finally:
-            self._call_over()
-            if self._stopping and not self._calls:
-                self._stop_now()
+            owner.reset(token)
+            try:
+                await self._cancel_leftovers(call)
+                await close_generators(owned_generators.pop(call, None))
+            finally:
+                self._call_over()
+                if self._stopping and not self._calls:
+                    self._stop_now()
 
     def _call_over(self) -> None:
         with self._calls_lock:
             self._calls -= 1
 
-    @abstractmethod
-    async def _run_isolated(
-        self, call: CoroutineCall, factory: CoroutineFactory
-    ) -> None:
-        """Await ``factory()``, then cancel and close what the call left behind."""
+    async def _cancel_leftovers(self, call: CoroutineCall) -> None:
+        """Cancel and await the tasks ``call`` started that are still running."""
+        # trio: nothing to do, the call's nurseries ended with it.
 
     def stop(self) -> None:
         """From any thread: stop the loop once the calls running on it are over."""

@@ -6,14 +6,10 @@
 # trio broken for the rest of the process.
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._owner import close_generators, owned_generators, owner, track_generators
+from .._owner import track_generators
 from ._base import LoopThread
-
-if TYPE_CHECKING:
-    from .._calls import CoroutineCall
-    from ._base import CoroutineFactory
 
 
 class TrioLoopThread(LoopThread):
@@ -43,17 +39,6 @@ class TrioLoopThread(LoopThread):
         track_generators()
         self._loop_started()
         await self._stop_event.wait()
-
-    async def _run_isolated(
-        self, call: CoroutineCall, factory: CoroutineFactory
-    ) -> None:
-        # The call's nurseries end with it; only its async generators may be left.
-        token = owner.set(call)
-        try:
-            await factory()
-        finally:
-            owner.reset(token)
-            await close_generators(owned_generators.pop(call, None))
 
     def _stop_now(self) -> None:
         self._stop_event.set()
