@@ -9,6 +9,7 @@ import atexit
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -60,15 +61,18 @@ os.register_at_fork(after_in_child=_forget_loops_after_fork)
 atexit.register(_close_at_exit)
 
 
-def _plain(start_response: StartResponse, status: str, text: str) -> Iterable[bytes]:
+def _plain(
+    start_response: StartResponse, status: str, text: str, exc_info: object = None
+) -> Iterable[bytes]:
     body = text.encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-        ],
-    )
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
+    if exc_info is None:
+        start_response(status, headers)
+    else:
+        start_response(status, headers, exc_info)
     return [body]
 
 
@@ -272,7 +276,8 @@ class AsgiToWsgi:
         except Exception:
             exchange.abandon()
             logger.exception("ASGI application failed before it started a response")
-            return _internal_error(start_response)
+            # with exc_info, in case start_response itself failed after taking headers
+            return _internal_error(start_response, sys.exc_info())
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -280,8 +285,12 @@ class _Closed(Exception):
     pass
 
 
-def _internal_error(start_response: StartResponse) -> Iterable[bytes]:
-    return _plain(start_response, "500 Internal Server Error", "Internal Server Error")
+def _internal_error(
+    start_response: StartResponse, exc_info: object = None
+) -> Iterable[bytes]:
+    return _plain(
+        start_response, "500 Internal Server Error", "Internal Server Error", exc_info
+    )
 
 
 async def _run_application(

@@ -183,7 +183,11 @@ class LoopThread:
         self._run_sync_soon = token.backend_class.run_sync_soon
         self._native_token = token.native_token
         if lifespan != "off":
-            self._start_lifespan(_Lifespan(app, lifespan == "on"), startup_timeout)
+            try:
+                self._start_lifespan(_Lifespan(app, lifespan == "on"), startup_timeout)
+            except BaseException:
+                self.stop(startup_timeout)  # no loop thread left behind
+                raise
 
     async def _main(
         self,

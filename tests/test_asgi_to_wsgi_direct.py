@@ -519,3 +519,71 @@ def test_lifespan_on_makes_a_missing_lifespan_a_startup_failure(
         server.get(wrapped, environ())
     assert server.status == "500 Internal Server Error"
     assert "no lifespan here" in caplog.text
+
+
+def test_lifespan_off_never_calls_the_app_with_a_lifespan_scope(backend: str) -> None:
+    kinds: list[str] = []
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        kinds.append(scope["type"])
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body"})
+
+    with adapter(app, backend) as wrapped:  # adapter() passes lifespan="off"
+        Server().get(wrapped, environ())
+    assert kinds == ["http"]
+
+
+def test_malformed_lifespan_message_raises_value_error_naming_the_field(
+    backend: str,
+) -> None:
+    caught: list[BaseException] = []
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            try:
+                await send({"type": "lifespan.startup.compete"})
+            except ValueError as exc:
+                caught.append(exc)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body"})
+
+    with AsgiToWsgi(app, backend=backend) as wrapped:  # type: ignore[arg-type]
+        server = Server()
+        server.get(wrapped, environ())
+    assert server.status == "200 OK"
+    with pytest.raises(ValueError, match=r"lifespan message\['type'\]"):
+        raise caught[0]
+
+
+def test_server_refusing_the_headers_gets_a_500_with_exc_info(backend: str) -> None:
+    calls: list[tuple[str, object]] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        calls.append((status, exc_info))
+        if len(calls) == 1:
+            raise ValueError("this server refuses the header")
+        return lambda data: None
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"x-odd", b"1")],
+            }
+        )
+        await send({"type": "http.response.body"})
+
+    with adapter(app, backend) as wrapped:
+        body = b"".join(wrapped(environ(), start_response))
+    assert [status for status, _ in calls] == ["200 OK", "500 Internal Server Error"]
+    assert isinstance(calls[1][1], tuple)
+    assert body == b"Internal Server Error"
