@@ -10,7 +10,8 @@
 #
 # Requests are started with the loop token's run_sync_soon, which returns at once: the
 # portal's own start_task_soon() would make every request wait for a round trip to the
-# loop before it even starts.  Everything here stays loop-neutral (anyio's API only).
+# loop before it even starts (as it does with an anyio too old to have run_sync_soon).
+# Everything here stays loop-neutral (anyio's API only).
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
+from anyio.abc import AsyncBackend
 from anyio.from_thread import BlockingPortal
 
 from ._asgi_to_wsgi_scope import ASGI_VERSION, LIFESPAN_SPEC_VERSION
@@ -41,6 +44,10 @@ AsgiApp = Callable[
     ],
     Awaitable[None],
 ]
+
+# anyio's fire-and-forget call into a loop from another thread (recent anyio); with
+# an older anyio, waking the loop waits for it to run the callback: slower, as correct.
+_FIRE_AND_FORGET = hasattr(AsyncBackend, "run_sync_soon")
 
 #: Startup outcome of an application that does not speak the lifespan protocol.
 _UNSUPPORTED = "unsupported"
@@ -179,9 +186,7 @@ class LoopThread:
             target=run, name=f"AsgiToWsgi event loop ({backend})", daemon=True
         )
         self.thread.start()
-        self.portal, self._tasks, token = ready.result()
-        self._run_sync_soon = token.backend_class.run_sync_soon
-        self._native_token = token.native_token
+        self.portal, self._tasks, self._token = ready.result()
         if lifespan != "off":
             try:
                 self._start_lifespan(_Lifespan(app, lifespan == "on"), startup_timeout)
@@ -215,13 +220,18 @@ class LoopThread:
 
     def call_soon(self, func: Callable[..., object], *args: object) -> None:
         """
-        Run ``func(*args)`` on the loop soon, without waiting for it; from any thread.
+        Run ``func(*args)`` on the loop soon, without waiting for it; from a thread other
+        than the loop's.
 
         ``func`` must not raise (trio would end the run).
 
         :raises anyio.RunFinishedError: if the loop has stopped
         """
-        self._run_sync_soon(func, args, self._native_token)
+        token = self._token
+        if _FIRE_AND_FORGET:
+            token.backend_class.run_sync_soon(func, args, token.native_token)
+        else:
+            anyio.from_thread.run_sync(func, *args, token=token)
 
     def start_soon(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from asgibridge_any import _asgi_to_wsgi_loop
 from asgibridge_any.wsgi import AsgiToWsgi
 
 if TYPE_CHECKING:
@@ -587,3 +588,33 @@ def test_server_refusing_the_headers_gets_a_500_with_exc_info(backend: str) -> N
     assert [status for status, _ in calls] == ["200 OK", "500 Internal Server Error"]
     assert isinstance(calls[1][1], tuple)
     assert body == b"Internal Server Error"
+
+
+def test_without_anyio_fire_and_forget_calls_requests_still_stream(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test the path for an anyio without ``run_sync_soon``: waking the loop waits for it."""
+    monkeypatch.setattr(_asgi_to_wsgi_loop, "_FIRE_AND_FORGET", False)
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        more = True
+        while more:
+            message = await receive()
+            more = message["more_body"]
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": message["body"],
+                    "more_body": more,
+                }
+            )
+
+    data = bytes(range(256)) * 4096  # 1 MiB: body reads and back-pressure wake the loop
+    env = environ(
+        REQUEST_METHOD="POST",
+        CONTENT_LENGTH=str(len(data)),
+        **{"wsgi.input": io.BytesIO(data)},
+    )
+    with adapter(app, backend, chunk_size=CHUNK, max_buffer=CHUNK) as wrapped:
+        assert Server().get(wrapped, env) == data
