@@ -78,8 +78,9 @@ async def download_app(scope: Message, receive: Receive, send: Send) -> None:
         }
     )
     for _ in range(TOTAL // PIECE_SIZE - 1):
-        await send({"type": "http.response.body", "body": PIECE, "more_body": True})
-    await send({"type": "http.response.body", "body": PIECE})
+        body = fresh_piece()
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    await send({"type": "http.response.body", "body": fresh_piece()})
 
 
 async def upload_app(scope: Message, receive: Receive, send: Send) -> None:
@@ -104,6 +105,11 @@ async def upload_app(scope: Message, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def fresh_piece() -> bytes:
+    """Return PIECE as a new object: every piece an adapter holds on to counts in memory."""
+    return memoryview(PIECE).tobytes()
+
+
 class _PatternInput:
     """A ``wsgi.input`` producing the endless pattern, ``length`` bytes, never stored."""
 
@@ -115,7 +121,7 @@ class _PatternInput:
         size = self.left if size < 0 else min(size, self.left)
         phase = self.pos % 256
         if size == PIECE_SIZE and phase == 0:
-            data = PIECE
+            data = fresh_piece()
         else:
             data = (_PATTERN * (size // 256 + 2))[phase : phase + size]
         self.left -= size
