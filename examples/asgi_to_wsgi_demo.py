@@ -106,15 +106,22 @@ def serve_and_talk(backend: str) -> None:
     server = waitress.create_server(application, host="127.0.0.1", port=0)
     url = f"http://127.0.0.1:{server.effective_port}"
     print(f"waitress serving the Starlette app on {url}, backend={backend!r}")
-    thread = threading.Thread(target=server.run)
+    stop = threading.Event()
+
+    def run() -> None:
+        # waitress's run() serves until its sockets are closed, which has to happen in
+        # its own thread: this loop serves until asked to stop, then closes them
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        wasyncore.close_all(server._map, ignore_all=True)
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         talk_to(url)
     finally:
-        # waitress has no public stop(): stop its worker threads, then close its
-        # sockets from its own thread, after which its loop returns
-        server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        server.task_dispatcher.shutdown()  # lets running responses finish
+        stop.set()
         thread.join()
         application.close()  # runs the lifespan shutdown
 

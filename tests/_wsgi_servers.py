@@ -59,22 +59,25 @@ def _wsgiref(app: WsgiApp) -> Iterator[str]:
 @contextmanager
 def _waitress(app: WsgiApp) -> Iterator[str]:
     server: Any = waitress.create_server(
-        app,
-        host="127.0.0.1",
-        port=0,
-        threads=12,
-        clear_untrusted_proxy_headers=True,
+        app, host="127.0.0.1", port=0, threads=12, clear_untrusted_proxy_headers=True
     )
-    thread = threading.Thread(target=server.run, name="waitress-serve")
+    stop = threading.Event()
+
+    def run() -> None:
+        # waitress's own run() returns only once every socket is closed, which must
+        # happen in this thread; this loop also stops when asked, then closes them here.
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        wasyncore.close_all(server._map, ignore_all=True)
+
+    thread = threading.Thread(target=run, name="waitress-serve")
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
+        # the worker threads finish their responses first: that needs the loop
         server.task_dispatcher.shutdown(timeout=10)
-        # Close every channel and the listener in the server's own thread (closing them
-        # from here would pull file descriptors from under its select()); with its map
-        # empty, the server's loop returns.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        stop.set()
         thread.join(10)
 
 
