@@ -8,7 +8,7 @@ back-pressure, and runs many requests at once in worker threads.
 
 from __future__ import annotations
 
-__all__ = ("WsgiToAsgi", "WsgiToAsgiInstance")
+__all__ = ("AsgiToWsgi", "WsgiToAsgi", "WsgiToAsgiInstance")
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
+from ._asgi_to_wsgi import AsgiToWsgi
 from ._wsgi_environ import TooManyHeaders, body_is_empty, build_environ
 from ._wsgi_exchange import Exchange
 from ._wsgi_input import WsgiInput

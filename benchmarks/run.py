@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import case_e2e, cases_local, cases_sync, cases_wsgi
+from . import case_e2e, cases_asgi_wsgi, cases_local, cases_sync, cases_wsgi
 from ._harness import Case, Settings, hung_threads, run_case
 from ._impls import versions
 from ._report import case_json, chart, goals_summary, markdown, table
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         cases_sync.build()
         + cases_local.build()
         + cases_wsgi.build()
+        + cases_asgi_wsgi.build()
         + [case_e2e.build(settings, out)]
     )
     cases = _select(cases, args.cases)
