@@ -155,7 +155,7 @@ async def _cancel_reaches_the_coroutine(
     return log
 
 
-@pytest.mark.parametrize("busy", [False], ids=["idle"])
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
 @pytest.mark.parametrize("cancel_by_deadline", [False, True], ids=["cancel", "timeout"])
 async def test_cancelling_the_outer_call_cancels_the_coroutine(
     cancel_by_deadline: bool, busy: bool
