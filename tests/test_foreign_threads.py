@@ -44,16 +44,19 @@ async def test_coroutine_uses_an_object_bound_to_the_worker_threads_loop() -> No
 
 
 async def test_thread_sensitive_call_inside_lands_on_the_worker_thread() -> None:
-    async def inner() -> tuple[threading.Thread, threading.Thread]:
+    app_loop = current_loop()
+
+    async def inner() -> tuple[object, threading.Thread, threading.Thread]:
         sensitive = await sync_to_async(threading.current_thread)()
         loose = await sync_to_async(threading.current_thread, thread_sensitive=False)()
-        return sensitive, loose
+        return current_loop(), sensitive, loose
 
-    def worker() -> tuple[threading.Thread, threading.Thread, threading.Thread]:
+    def worker() -> tuple[threading.Thread, object, threading.Thread, threading.Thread]:
         return threading.current_thread(), *async_to_sync(inner)()
 
     with anyio.fail_after(20):
-        worker_thread, sensitive, loose = await anyio.to_thread.run_sync(worker)
+        worker_thread, loop, sensitive, loose = await anyio.to_thread.run_sync(worker)
+    assert loop is app_loop
     assert worker_thread is not threading.current_thread()
     assert sensitive is worker_thread
     assert loose is not worker_thread
