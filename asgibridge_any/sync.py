@@ -242,17 +242,19 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
                     limiter.acquire_on_behalf_of_nowait(call)
                 except anyio.WouldBlock:
                     await limiter.acquire_on_behalf_of(call)
+                if self._abandon:
+                    # An abandoned call keeps its token until its thread ends. Set
+                    # now: under trio the loop may hear of that end before this task
+                    # resumes from the cancellation that abandoned it.
+                    call.after_abandoned = functools.partial(
+                        limiter.release_on_behalf_of, call
+                    )
                 try:
                     await run_in_thread(
                         handle, call, _threads.worker_pool.submit, self._abandon
                     )
                 finally:
-                    if call.abandoned:
-                        # The thread still runs: its token stays taken until it ends.
-                        call.after_abandoned = functools.partial(
-                            limiter.release_on_behalf_of, call
-                        )
-                    else:
+                    if not call.abandoned:
                         limiter.release_on_behalf_of(call)
         finally:
             if self.context is None and (call is None or not call.abandoned):
