@@ -47,7 +47,8 @@ class LoopBoundDoubler:
         else:
             while True:
                 number, future = await self._queue.get()
-                future.set_result(number * 2)
+                if not future.done():  # the asker may have been cancelled
+                    future.set_result(number * 2)
 
     async def ask(self, number: int) -> int:
         """Have the serving task double ``number``; works on the service's loop only."""
