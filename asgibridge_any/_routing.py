@@ -183,7 +183,15 @@ class CoroutinePlacement:
     AsyncSingleThreadContext's loop thread, else a loop thread borrowed from the pool.
     """
 
-    __slots__ = ("_backend", "_force_new_loop", "_gave_up", "_single", "_thread")
+    __slots__ = (
+        "_backend",
+        "_call",
+        "_force_new_loop",
+        "_gave_up",
+        "_host_cancelled",
+        "_single",
+        "_thread",
+    )
 
     def __init__(self, backend: str, force_new_loop: bool) -> None:
         self._backend = backend
@@ -191,6 +199,9 @@ class CoroutinePlacement:
         self._thread: LoopThread | None = None
         self._single: AsyncSingleThreadContext | None = None
         self._gave_up = False
+        self._call: CoroutineCall | None = None
+        #: What check_cancelled raised when the worker thread's host was cancelled.
+        self._host_cancelled: BaseException | None = None
 
     def start(
         self, call: CoroutineCall, factory: CoroutineFactory, context: Context
@@ -218,8 +229,7 @@ class CoroutinePlacement:
             call.scheduled = False  # the loop had stopped: nothing was started
             raise
 
-    @staticmethod
-    def _origin(call: CoroutineCall) -> LoopHandle | None:
+    def _origin(self, call: CoroutineCall) -> LoopHandle | None:
         # The loop that started this thread: through sync_to_async, or through
         # anyio's or trio's to_thread (whose cancellation is then watched for).
         if call.parent is not None:
@@ -228,11 +238,14 @@ class CoroutinePlacement:
         if found is None:
             return None
         handle, check_cancelled = found
+        self._call = call
 
         def watch() -> None:
             try:
                 check_cancelled()
-            except BaseException:
+            except BaseException as exc:
+                if self._host_cancelled is None:
+                    self._host_cancelled = exc
                 call.cancel()
 
         call.watch = watch
@@ -244,6 +257,7 @@ class CoroutinePlacement:
 
     def end(self) -> None:
         """Give the loop thread back, or retire it if the call was given up."""
+        self._hand_back_host_cancellation()
         thread = self._thread
         if thread is None:
             return
@@ -254,6 +268,19 @@ class CoroutinePlacement:
                 thread.stop()
         elif self._single is None:
             _loops.pool.release(thread)
+
+    def _hand_back_host_cancellation(self) -> None:
+        # The coroutine ended with the cancellation the watch caused: raise the host's
+        # own instead. anyio's cancel scopes on asyncio only catch a CancelledError
+        # that carries their message; the task's plain one would escape the scope
+        # around the to_thread call once the thread re-raises it.
+        cause, call = self._host_cancelled, self._call
+        if cause is None or call is None or call.ok:
+            return
+        error = call.value
+        if isinstance(error, type(cause)) and error is not cause:
+            cause.__context__ = error
+            call.value = cause.with_traceback(error.__traceback__)
 
 
 def deadlock_check(target: object) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from queue import Empty, SimpleQueue
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -95,17 +96,23 @@ class Serving:
         Run work until a wake-up finds ``done()`` true.
 
         May be called again after an interruption. With ``watch``, it is also called
-        whenever :data:`WATCH_INTERVAL` seconds pass without work.
+        every :data:`WATCH_INTERVAL` seconds, busy or not.
         """
         get = self._queue.get
+        next_look = _monotonic() + WATCH_INTERVAL
         while True:
             if watch is None:
                 item = get()
             else:
-                try:
-                    item = get(timeout=WATCH_INTERVAL)
-                except Empty:
+                # On a clock, not on idleness: a coroutine that keeps sending work
+                # here must still be looked at.
+                now = _monotonic()
+                if now >= next_look:
                     watch()
+                    next_look = now + WATCH_INTERVAL
+                try:
+                    item = get(timeout=next_look - now)
+                except Empty:
                     continue
             if item is _WAKE:
                 if done():

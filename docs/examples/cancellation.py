@@ -1,4 +1,7 @@
-"""Cancelling a bridged call: the thread finishes first, then the cancellation goes on."""
+"""Cancelling a bridged call: the thread finishes first, then the cancellation goes on.
+
+Unless the call was made with abandon_on_cancel=True (last part).
+"""
 
 from __future__ import annotations
 
@@ -85,11 +88,31 @@ async def cancel_a_whole_chain() -> None:
     print("  " + " -> ".join(log))
 
 
+async def give_up_on_a_blocked_function() -> None:
+    # abandon_on_cancel=True: the timeout returns at once, the function runs on.
+    release, finished = threading.Event(), threading.Event()
+    log: list[str] = []
+
+    def slow() -> None:
+        release.wait(5)
+        log.append("function finished")
+        finished.set()
+
+    fetch = sync_to_async(slow, thread_sensitive=False, abandon_on_cancel=True)
+    with anyio.move_on_after(0.05) as scope:
+        await fetch()
+    log.append(f"timed out: {scope.cancelled_caught}")
+    release.set()
+    await anyio.to_thread.run_sync(finished.wait, 5)
+    print("  " + " -> ".join(log))
+
+
 async def main() -> None:
     print("under", sniffio.current_async_library())
     await cancel_while_the_function_runs()
     await timeout_while_the_function_runs()
     await cancel_a_whole_chain()
+    await give_up_on_a_blocked_function()
 
 
 anyio.run(main, backend="asyncio")
