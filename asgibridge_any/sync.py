@@ -579,15 +579,18 @@ def async_to_sync(
 
     Where the coroutine runs:
 
-    - called from a thread that :func:`sync_to_async` started (at any depth), as a
+    - called from a thread that :func:`sync_to_async` started (at any depth), or
+      that ``anyio.to_thread.run_sync`` or ``trio.to_thread.run_sync`` started, as a
       task on the event loop that started it, asyncio or trio (unless
-      ``force_new_loop``);
+      ``force_new_loop``); cancelling the outer call cancels the coroutine;
     - otherwise on an event loop in another thread, with ``backend`` ("asyncio", the
       default, or "trio"); loop threads are reused, and nothing a call starts outlives
       it; inside :class:`AsyncSingleThreadContext`, always the same loop thread.
 
     Either way the calling thread serves thread-sensitive work meanwhile, so sync →
-    async → sync lands back on the calling thread. Context variables flow both ways;
+    async → sync lands back on the calling thread. Interrupted while it waits
+    (Ctrl-C), it cancels the coroutine and waits for it to unwind before the
+    exception propagates; a second interrupt stops the waiting at once. Context variables flow both ways;
     the caller's current exception shows in ``sys.exc_info()``; exceptions propagate
     unchanged.
 
