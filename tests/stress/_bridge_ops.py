@@ -66,8 +66,9 @@ CANCEL_KINDS = {
 }
 #: early: after a few checkpoints or a tiny deadline; in_thread: while the first sync
 #: function runs (it waits to be released); in_inner: while the coroutine below it
-#: waits; absorb: same, and that coroutine swallows its cancellation and returns.
-MOMENTS = ("early", "in_thread", "in_inner", "absorb")
+#: waits; absorb: same, and that coroutine swallows its cancellation and returns;
+#: after_inner: while the first sync function runs on after its async_to_sync returned.
+MOMENTS = ("early", "in_thread", "in_inner", "absorb", "after_inner")
 #: Longest wait of any helper; reaching it means the bridge lost a wake-up.
 PATIENCE = 10.0
 _ABSORBED = -(10**9)
@@ -205,13 +206,20 @@ def _sync_level(op: Op, top: bool, inner: Callable[[], int]) -> int:
     try:
         op.threads_seen.append(threading.get_ident())
         if top and op.moment == "in_thread":
-            op.gate.set()
-            if not op.release.wait(PATIENCE):
-                op.fail("first sync function was never released (canceller lost)")
-        return inner() + 1
+            _hold(op)
+        value = inner()
+        if top and op.moment == "after_inner":
+            _hold(op)
+        return value + 1
     finally:
         if top:
             op.func_finished = True
+
+
+def _hold(op: Op) -> None:
+    op.gate.set()
+    if not op.release.wait(PATIENCE):
+        op.fail("first sync function was never released (canceller lost)")
 
 
 def _leaf(op: Op) -> int:
@@ -426,15 +434,11 @@ def judge(op: Op) -> None:
     if op.outcome == "pending":
         op.fail("no outcome recorded")
     elif op.outcome == "value":
-        if op.cancel is not None and op.must_cancel:
+        if op.cancel is not None and (op.must_cancel or op.cancelling_at_value):
+            # The where() of the op names the kind and the moment.
             op.fail(
-                f"cancellation lost: {op.cancel} at {op.moment} returned a value "
-                f"(cancelling()={op.cancelling_at_value})"
-            )
-        elif op.cancel is not None and op.cancelling_at_value:
-            op.fail(
-                f"cancellation lost: {op.cancel} at {op.moment} returned a value with "
-                f"task.cancelling()={op.cancelling_at_value}"
+                "cancellation lost: the call returned a value "
+                f"(task.cancelling()={op.cancelling_at_value})"
             )
         elif op.raises:
             op.fail("raising op returned a value")

@@ -102,7 +102,7 @@ def plan(seed: int, backend: str, hops: int) -> list[Op]:
             op.cancel = rng.choice(CANCEL_KINDS[backend])
             moments = ["early", "in_thread"]
             if shape in NESTED:
-                moments += ["in_inner", "absorb"]
+                moments += ["in_inner", "absorb", "after_inner"]
             op.moment = rng.choice(moments)
             op.checkpoints = rng.randrange(4)
             op.delay = rng.choice([0.0, rng.uniform(0, 0.002)])
@@ -259,7 +259,9 @@ class Storm:
         )
         late = sum(1 for op in cancels if op.outcome == "value")
         raised = sum(1 for op in done if op.outcome == "raised")
-        interrupts = [op for op in done if op.shape == "interrupt"]
+        interrupts = [
+            op for op in self.ops if op.shape == "interrupt" and op.state != "planned"
+        ]
         skipped = sum(1 for op in self.ops if op.outcome == "skipped")
         return [
             (
@@ -279,18 +281,29 @@ class Storm:
         ]
 
     def failure_lines(self) -> list[str]:
-        # Grouped by what broke and where (numbers in messages folded together).
-        groups: dict[tuple[str, str], list[tuple[int, str]]] = collections.defaultdict(
-            list
-        )
+        # Grouped by what broke (numbers folded together), then by where it broke.
+        groups: dict[str, list[tuple[Op, str]]] = collections.defaultdict(list)
         for op in self.ops:
             for message in op.failures:
-                key = re.sub(r"\d+", "N", message)
-                groups[(key, op.where())].append((op.id, message))
+                groups[re.sub(r"\d+", "N", message)].append((op, message))
         lines = [f"  {m}" for m in self.loop_failures]
-        for (_, where), hits in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-            sample = ", ".join(str(op_id) for op_id, _ in hits[:5])
-            lines.append(f"  {len(hits)} x [{where}] {hits[0][1]} (ops {sample})")
+        for hits in sorted(groups.values(), key=len, reverse=True):
+            wheres = collections.Counter(op.where() for op, _ in hits)
+            sample = ", ".join(str(op.id) for op, _ in hits[:5])
+            lines.append(f"  {len(hits)} x {hits[0][1]} (ops {sample})")
+            cancels = [op for op, _ in hits if op.cancel]
+            if cancels:
+                for label, key in (("moment", "moment"), ("kind", "cancel")):
+                    counts = collections.Counter(getattr(op, key) for op in cancels)
+                    lines.append(
+                        f"      by {label}: "
+                        + ", ".join(f"{k} {n}" for k, n in counts.most_common())
+                    )
+            lines.extend(f"      {n} x {w}" for w, n in wheres.most_common(8))
+            if len(wheres) > 8:
+                lines.append(
+                    f"      ... {len(wheres) - 8} more shape/kind/moment mixes"
+                )
         return lines
 
     def report(
@@ -356,6 +369,11 @@ class Storm:
                 for op in running[:12]
             )
         )
+        if self.watchdog.over_bound is not None:
+            self.out(
+                f"thread count went above the bound {self.bound} (peak "
+                f"{self.watchdog.peak}): {self.watchdog.peak_census}"
+            )
         waiting = collections.Counter(op.where() for op in running)
         self.out("by shape: " + ", ".join(f"{w} {n}" for w, n in waiting.most_common()))
         for line in self.failure_lines():
