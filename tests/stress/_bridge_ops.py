@@ -402,8 +402,10 @@ async def _run_nursery_cancel(op: Op, body: Callable[[], Awaitable[int]]) -> Non
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_attempt, op, body)
         await _canceller(op, nursery.cancel_scope.cancel, False)
-    if nursery.cancel_scope.cancelled_caught:
-        _cancelled(op, "nursery.cancel")
+    # The nursery's own exit may catch the cancellation after a late value: only an
+    # attempt that recorded nothing was cancelled.
+    if nursery.cancel_scope.cancelled_caught and op.outcome == "pending":
+        op.outcome = "cancelled"
 
 
 async def guarded(op: Op, body: Callable[[], Awaitable[int]]) -> None:

@@ -160,6 +160,10 @@ class Storm:
             # thread makes it, and an interrupt landing inside that import is a
             # separate, known matter from what this storm checks.
             import trio  # noqa: F401
+        # Exceptions nobody could catch (a thread that died, an object finalised
+        # with an error, a task destroyed while pending) are failures too.
+        sys.unraisablehook = self.unraisable
+        threading.excepthook = self.thread_died
         self.watchdog.start()
         baseline = set(threading.enumerate())
         work: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
@@ -183,6 +187,18 @@ class Storm:
         busy, idle = leftover_threads(baseline, 10.0)
         self.watchdog.stop()
         return self.report(elapsed, busy, idle)
+
+    def unraisable(self, info: sys.UnraisableHookArgs) -> None:
+        self.loop_failures.append(
+            f"unraisable {type(info.exc_value).__name__}: {info.exc_value} "
+            f"(in {info.object!r})"
+        )
+
+    def thread_died(self, args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "?"
+        self.loop_failures.append(
+            f"thread {name!r} died of {args.exc_type.__name__}: {args.exc_value}"
+        )
 
     def finished(self, op: Op) -> None:
         if op.outcome != "skipped":
