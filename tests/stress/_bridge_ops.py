@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import threading
-from contextvars import copy_context
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +14,6 @@ import anyio.lowlevel
 import sniffio
 
 from asgibridge_any.sync import (
-    AsyncSingleThreadContext,
     ThreadSensitiveContext,
     async_to_sync,
     sync_to_async,
@@ -198,7 +195,7 @@ def _cancelling() -> int:
 # -- the levels of a shape ---------------------------------------------------------------
 
 
-def _sync_level(op: Op, top: bool, inner: Callable[[], int]) -> int:
+def sync_level(op: Op, top: bool, inner: Callable[[], int]) -> int:
     # A sync function reached through sync_to_async. The top one (the first below the
     # cancellation harness) can hold still until released, so a cancellation lands
     # while it runs, and marks when it is done (a cancellation requested before that
@@ -222,7 +219,7 @@ def _hold(op: Op) -> None:
         op.fail("first sync function was never released (canceller lost)")
 
 
-def _leaf(op: Op) -> int:
+def leaf(op: Op) -> int:
     if op.raises:
         op.exc = StormError(op.id)
         raise op.exc
@@ -234,10 +231,10 @@ def chain_sync(op: Op, rest: tuple[bool, ...], top: bool) -> int:
 
     def inner() -> int:
         if not rest:
-            return _leaf(op)
+            return leaf(op)
         return async_to_sync(chain_async)(op, rest, top)
 
-    return _sync_level(op, top, inner)
+    return sync_level(op, top, inner)
 
 
 async def chain_async(op: Op, rest: tuple[bool, ...], below_top: bool) -> int:
@@ -468,8 +465,8 @@ def loop_body(op: Op) -> Callable[[], Awaitable[int]]:
     if op.shape in ("s2a_sensitive", "s2a_pool"):
 
         async def single() -> int:
-            return await sync_to_async(_sync_level, thread_sensitive=op.sensitive[0])(
-                op, True, lambda: _leaf(op)
+            return await sync_to_async(sync_level, thread_sensitive=op.sensitive[0])(
+                op, True, lambda: leaf(op)
             )
 
         return single
@@ -492,10 +489,10 @@ async def _ts_context(op: Op) -> int:
 
     def record(slot: int) -> int:
         idents[slot] = threading.get_ident()
-        return _leaf(op)
+        return leaf(op)
 
     async def call(slot: int) -> None:
-        values[slot] = await sync_to_async(_sync_level)(
+        values[slot] = await sync_to_async(sync_level)(
             op, slot == 0, lambda: record(slot)
         )
 
@@ -514,13 +511,13 @@ async def run_outliving(op: Op) -> None:
 
     async def outlive() -> None:
         await ended.wait()
-        late.extend([await sync_to_async(_leaf)(op), await sync_to_async(_leaf)(op)])
+        late.extend([await sync_to_async(leaf)(op), await sync_to_async(leaf)(op)])
 
     try:
         async with anyio.create_task_group() as tg:
             async with ThreadSensitiveContext():
                 tg.start_soon(outlive)
-                first = await sync_to_async(_leaf)(op)
+                first = await sync_to_async(leaf)(op)
             ended.set()
     except BaseException as exc:
         op.outcome = "error"
@@ -530,139 +527,3 @@ async def run_outliving(op: Op) -> None:
     op.value = first + len(late) + 1 if late == [op.base, op.base] else -1
     if op.value < 0:
         op.fail(f"outliving task's calls returned {late!r}")
-
-
-# -- plain-thread shapes -----------------------------------------------------------------
-
-
-def run_thread_op(op: Op, backend: str) -> None:
-    """Run one thread-side shape in the calling (plain) thread."""
-    me = threading.get_ident()
-    if op.shape == "a2s_thread":
-
-        async def body() -> int:
-            value = await sync_to_async(_sync_level, thread_sensitive=op.sensitive[0])(
-                op, True, lambda: _leaf(op)
-            )
-            return value + 1
-
-        _from_thread(op, backend, body)
-        if op.outcome == "value" and op.sensitive[0] and op.threads_seen[:1] != [me]:
-            op.fail("thread-sensitive call under async_to_sync left the waiting thread")
-    elif op.shape == "nested_thread":
-
-        async def nested() -> int:
-            value = await sync_to_async(chain_sync, thread_sensitive=op.sensitive[0])(
-                op, op.sensitive[1:2], True
-            )
-            return value + 1
-
-        _from_thread(op, backend, nested)
-    elif op.shape == "single_context":
-        _single_context(op, backend)
-    elif op.shape == "interrupt":
-        _interrupt(op, backend)
-    else:
-        raise AssertionError(op.shape)
-
-
-def _from_thread(op: Op, backend: str, body: Callable[[], Awaitable[int]]) -> None:
-    try:
-        async_to_sync(guarded, backend=backend)(op, body)
-    except BaseException as exc:
-        op.fail(f"async_to_sync raised {exc!r} around the harness")
-
-
-def _single_context(op: Op, backend: str) -> None:
-    async def where() -> int:
-        op.threads_seen.append(threading.get_ident())
-        await anyio.lowlevel.checkpoint()
-        return op.base + 1
-
-    values: list[int] = []
-    try:
-        with AsyncSingleThreadContext():
-            values.append(async_to_sync(where, backend=backend)())
-            if op.helper_thread:
-                # A second thread inside the same context (it inherits the context).
-                helper = threading.Thread(
-                    target=copy_context().run,
-                    args=(
-                        lambda: values.append(async_to_sync(where, backend=backend)()),
-                    ),
-                    name="storm single-context helper",
-                )
-                helper.start()
-                helper.join(PATIENCE * 3)
-                if helper.is_alive():
-                    op.fail("second thread in one AsyncSingleThreadContext hung")
-                    return
-            values.append(async_to_sync(where, backend=backend)())
-    except BaseException as exc:
-        op.outcome = "error"
-        op.fail(f"AsyncSingleThreadContext call raised {exc!r}")
-        return
-    op.outcome = "value"
-    op.value = values[0] + 1 if all(v == op.base + 1 for v in values) else -1
-    if op.value < 0:
-        op.fail(f"AsyncSingleThreadContext calls returned {values!r}")
-    if len(set(op.threads_seen)) != 1:
-        op.fail(
-            "async_to_sync calls in one AsyncSingleThreadContext used several loops"
-        )
-
-
-def _inject(thread_id: int, exc: type[BaseException] | None) -> int:
-    setter = ctypes.pythonapi.PyThreadState_SetAsyncExc
-    return int(
-        setter(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None)
-    )
-
-
-def _noop() -> None:
-    return None
-
-
-def _interrupt(op: Op, backend: str) -> None:
-    # Ctrl-C in a thread waiting in async_to_sync: the coroutine injects the
-    # KeyboardInterrupt into that thread, then sends it thread-sensitive work so the
-    # (otherwise blocked) thread runs bytecode and notices. It must come out of
-    # async_to_sync as KeyboardInterrupt after the coroutine ended, and the next call
-    # from the same thread must work.
-    me = threading.get_ident()
-    exited = threading.Event()
-
-    async def victim() -> int:
-        try:
-            if _inject(me, KeyboardInterrupt) != 1:
-                op.fail("could not inject KeyboardInterrupt")
-            await sync_to_async(_noop)()
-            await anyio.sleep(PATIENCE)
-            return 0
-        finally:
-            exited.set()
-
-    try:
-        async_to_sync(victim, backend=backend)()
-        _inject(me, None)
-        op.fail("KeyboardInterrupt lost: async_to_sync returned normally")
-    except KeyboardInterrupt:
-        op.outcome = "interrupted"
-        if not exited.is_set():
-            op.fail(
-                "KeyboardInterrupt left async_to_sync while its coroutine still ran"
-            )
-    except BaseException as exc:
-        op.fail(f"interrupted async_to_sync raised {exc!r} instead")
-
-    async def after() -> int:
-        await anyio.lowlevel.checkpoint()
-        return op.base + 3
-
-    try:
-        op.value = async_to_sync(after, backend=backend)()
-    except BaseException as exc:
-        op.fail(f"next async_to_sync after KeyboardInterrupt raised {exc!r}")
-        return
-    if op.value != op.expected:
-        op.fail(f"next async_to_sync after KeyboardInterrupt returned {op.value}")

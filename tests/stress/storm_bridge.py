@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
+import logging
 import os
 import queue
 import random
@@ -46,8 +47,8 @@ from ._bridge_ops import (
     judge,
     loop_body,
     run_outliving,
-    run_thread_op,
 )
+from ._bridge_threads import run_thread_op
 from ._bridge_watch import Watchdog, census, leftover_threads
 
 #: Relative frequency of each shape (ops, not crossings).
@@ -131,6 +132,18 @@ def thread_bound(baseline: int) -> tuple[int, str]:
     return sum(parts.values()), " + ".join(f"{n} {what}" for what, n in parts.items())
 
 
+class _Collect(logging.Handler):
+    # asyncio logs what it cannot raise ("Task was destroyed but it is pending!",
+    # exceptions never retrieved) from any loop thread: each is a failure.
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = " / ".join(record.getMessage().splitlines()[:2])
+        self.into.append(f"asyncio logged: {message[:300]}")
+
+
 class Storm:
     """One loop's storm inside its child process."""
 
@@ -164,6 +177,7 @@ class Storm:
         # with an error, a task destroyed while pending) are failures too.
         sys.unraisablehook = self.unraisable
         threading.excepthook = self.thread_died
+        logging.getLogger("asyncio").addHandler(_Collect(self.loop_failures))
         self.watchdog.start()
         baseline = set(threading.enumerate())
         work: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
