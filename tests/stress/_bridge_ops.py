@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,10 @@ class StormError(Exception):
         self.op_id = op_id
 
 
+class _Handled(Exception):
+    """The exception a caller is handling while it calls across the bridge."""
+
+
 def _threadsafe(fn: Callable[[], object]) -> Callable[[], None]:
     # A non-blocking "run fn on the current loop soon", callable from any thread.
     if sniffio.current_async_library() == "asyncio":
@@ -150,6 +155,10 @@ class Op:
     checkpoints: int = 0
     delay: float = 0.0
     helper_thread: bool = False
+    #: a2s_thread: the coroutine leaves an async generator (and on asyncio a task)
+    #: behind; s2a_*: the call is made inside an ``except`` block.
+    leaves: bool = False
+    in_except: bool = False
     # What happened; ``state`` is planned, running or ended.
     state: str = "planned"
     outcome: str = "pending"
@@ -465,9 +474,23 @@ def loop_body(op: Op) -> Callable[[], Awaitable[int]]:
     if op.shape in ("s2a_sensitive", "s2a_pool"):
 
         async def single() -> int:
-            return await sync_to_async(sync_level, thread_sensitive=op.sensitive[0])(
-                op, True, lambda: leaf(op)
-            )
+            call = sync_to_async(sync_level, thread_sensitive=op.sensitive[0])
+            if not op.in_except:
+                return await call(op, True, lambda: leaf(op))
+            try:
+                raise _Handled(op.id)
+            except _Handled as handled:
+                # The caller's exception may be shown to the function, not changed.
+                before = handled.__traceback__
+                frames = len(traceback.extract_tb(before))
+                value = await call(op, True, lambda: leaf(op))
+                after = len(traceback.extract_tb(handled.__traceback__))
+                if handled.__traceback__ is not before or after != frames:
+                    op.fail(
+                        f"the caller's exception gained {after - frames} traceback "
+                        "frames across the bridge"
+                    )
+                return value
 
         return single
     if op.shape == "nested":

@@ -11,27 +11,39 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
+import sniffio
 
 from asgibridge_any.sync import AsyncSingleThreadContext, async_to_sync, sync_to_async
 
 from ._bridge_ops import PATIENCE, Op, chain_sync, guarded, leaf, sync_level
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 def run_thread_op(op: Op, backend: str) -> None:
     """Run one thread-side shape in the calling (plain) thread."""
     me = threading.get_ident()
     if op.shape == "a2s_thread":
+        closed = threading.Event()
+        stray: list[object] = []
 
         async def body() -> int:
+            kept = await _leave_behind(closed, stray) if op.leaves else None
             value = await sync_to_async(sync_level, thread_sensitive=op.sensitive[0])(
                 op, True, lambda: leaf(op)
             )
+            del kept  # dropped only now, as the coroutine ends
             return value + 1
 
         _from_thread(op, backend, body)
+        if op.leaves and not closed.is_set():
+            op.fail(
+                "an async generator the coroutine left open was not closed before "
+                "async_to_sync returned"
+            )
+        if op.leaves and backend == "asyncio" and len(stray) != 2:
+            op.fail("a task the coroutine left running outlived its async_to_sync")
         if op.outcome == "value" and op.sensitive[0] and op.threads_seen[:1] != [me]:
             op.fail("thread-sensitive call under async_to_sync left the waiting thread")
     elif op.shape == "nested_thread":
@@ -49,6 +61,33 @@ def run_thread_op(op: Op, backend: str) -> None:
         _interrupt(op, backend)
     else:
         raise AssertionError(op.shape)
+
+
+async def _leave_behind(
+    closed: threading.Event, stray: list[object]
+) -> AsyncIterator[int]:
+    # Leave an async generator suspended (and, on asyncio, a task running): what one
+    # call starts must not outlive it.
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.set()
+
+    async def sleeper() -> None:
+        try:
+            await anyio.sleep(PATIENCE)
+        finally:
+            stray.append("ended")
+
+    generator = numbers()
+    await generator.__anext__()
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        stray.append(asyncio.get_running_loop().create_task(sleeper()))
+    return generator
 
 
 def _from_thread(op: Op, backend: str, body: Callable[[], Awaitable[int]]) -> None:

@@ -109,6 +109,10 @@ def plan(seed: int, backend: str, hops: int) -> list[Op]:
             op.delay = rng.choice([0.0, rng.uniform(0, 0.002)])
         elif shape in RAISABLE and rng.random() < RAISE_SHARE / raisable:
             op.raises = True
+        if shape == "a2s_thread" and not op.cancel and not op.raises:
+            op.leaves = rng.random() < 0.2
+        if shape in ("s2a_sensitive", "s2a_pool") and not op.cancel:
+            op.in_except = rng.random() < 0.1
         if shape == "single_context":
             op.helper_thread = rng.random() < 0.2
         ops.append(op)
