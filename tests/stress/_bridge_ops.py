@@ -34,6 +34,7 @@ CROSSINGS = {
     "nested_thread": 4,
     "single_context": 2,
     "interrupt": 3,
+    "late_sensitive": 3,
 }
 #: Shapes driven from plain threads (the rest run as tasks on the storm's loop).
 THREAD_SHAPES = frozenset(

@@ -1,11 +1,13 @@
 # The storm's shapes driven from plain threads: async_to_sync (alone and three sync levels
 # deep), AsyncSingleThreadContext (with a second thread inside one context), and a
-# KeyboardInterrupt injected into a thread waiting in async_to_sync. Kept apart from
+# KeyboardInterrupt injected into a thread waiting in async_to_sync; and the one loop-side
+# shape about a waiting thread: a late thread-sensitive call. Kept apart from
 # _bridge_ops.py (the op record, the cancellation harness and the loop-side shapes).
 from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from contextvars import copy_context
 from typing import TYPE_CHECKING
 
@@ -13,7 +15,12 @@ import anyio
 import anyio.lowlevel
 import sniffio
 
-from asgibridge_any.sync import AsyncSingleThreadContext, async_to_sync, sync_to_async
+from asgibridge_any.sync import (
+    AsyncSingleThreadContext,
+    ThreadSensitiveContext,
+    async_to_sync,
+    sync_to_async,
+)
 
 from ._bridge_ops import PATIENCE, Op, chain_sync, guarded, leaf, sync_level
 
@@ -190,3 +197,45 @@ def _interrupt(op: Op, backend: str) -> None:
         return
     if op.value != op.expected:
         op.fail(f"next async_to_sync after KeyboardInterrupt returned {op.value}")
+
+
+async def run_late_sensitive(op: Op) -> None:
+    """
+    A task started inside ``async_to_sync`` makes a thread-sensitive call late.
+
+    The sync function that called ``async_to_sync`` is still running (not waiting for
+    it) when the call is made; the call must run once a thread may take it, not fail.
+    """
+    issued = threading.Event()
+    late: list[int] = []
+
+    async def late_call() -> None:
+        issued.set()
+        late.append(await sync_to_async(leaf)(op))
+
+    async def starter() -> int:
+        tg.start_soon(late_call)
+        return op.base
+
+    def first() -> int:
+        value = async_to_sync(starter)()
+        if not issued.wait(PATIENCE):
+            op.fail("the late task never ran")
+        time.sleep(0.001)  # widen the window in which this function still runs
+        return value + 1
+
+    try:
+        async with anyio.create_task_group() as tg:
+            if op.sensitive[0]:
+                async with ThreadSensitiveContext():
+                    value = await sync_to_async(first)()
+            else:
+                value = await sync_to_async(first)()
+    except BaseException as exc:
+        op.outcome = "error"
+        op.fail(f"late thread-sensitive call: {exc!r}")
+        return
+    op.outcome = "value"
+    op.value = value + 2 if late == [op.base] else -1
+    if op.value < 0:
+        op.fail(f"late thread-sensitive call returned {late!r}")

@@ -6,12 +6,15 @@ tests.stress.storm_bridge --loop asyncio --seed N``), so a hang or a broken loop
 one cannot take the other down, and a watchdog can end a hung child with every
 thread's stack. Shapes: ``sync_to_async`` in both modes, ``async_to_sync`` from plain
 threads, chains three sync levels deep, calls inside ``ThreadSensitiveContext`` and
-``AsyncSingleThreadContext``, tasks outliving their context, a tenth of the ops
-cancelled (every cancellation kind of the loop, at chosen moments), a twentieth
+``AsyncSingleThreadContext``, tasks outliving their context, late thread-sensitive
+calls from a task started inside ``async_to_sync``, coroutines leaving async
+generators and tasks behind, calls made while handling an exception, a tenth of the
+ops cancelled (every cancellation kind of the loop, at chosen moments), a twentieth
 raising, and ``KeyboardInterrupt`` injected into threads waiting in ``async_to_sync``.
 Every op has an id and an expected outcome; the storm checks each one, that no
-cancellation is lost, that nothing hangs, that the thread count stays bounded and
-that only idle pool threads remain afterwards.
+cancellation is lost, that nothing hangs, that the thread count stays bounded, that
+only idle pool threads remain afterwards and that nothing was only logged or
+reported as unraisable.
 
 The seed fixes the ops and their order (not the timing): ``BRIDGE_STORM_SEED=N``.
 """
@@ -48,7 +51,7 @@ from ._bridge_ops import (
     loop_body,
     run_outliving,
 )
-from ._bridge_threads import run_thread_op
+from ._bridge_threads import run_late_sensitive, run_thread_op
 from ._bridge_watch import Watchdog, census, leftover_threads
 
 #: Relative frequency of each shape (ops, not crossings).
@@ -58,6 +61,7 @@ WEIGHTS = {
     "nested": 12.0,
     "ts_context": 8.0,
     "outliving": 0.5,
+    "late_sensitive": 2.0,
     "a2s_thread": 15.0,
     "nested_thread": 10.0,
     "single_context": 8.0,
@@ -251,7 +255,7 @@ class Storm:
                 held = [limits["all"]]
                 if op.shape in NESTED:
                     held.append(limits["nested"])
-                elif op.shape in ("ts_context", "outliving"):
+                elif op.shape in ("ts_context", "outliving", "late_sensitive"):
                     held.append(limits["context"])
                 for limit in held:
                     await limit.acquire()
@@ -270,6 +274,8 @@ class Storm:
         try:
             if op.shape == "outliving":
                 await run_outliving(op)
+            elif op.shape == "late_sensitive":
+                await run_late_sensitive(op)
             else:
                 await guarded(op, loop_body(op))
         except BaseException as exc:
