@@ -156,6 +156,7 @@ class Op:
     checkpoints: int = 0
     delay: float = 0.0
     helper_thread: bool = False
+    force_new: bool = False
     #: a2s_thread: the coroutine leaves an async generator (and on asyncio a task)
     #: behind; s2a_*: the call is made inside an ``except`` block.
     leaves: bool = False
@@ -192,6 +193,13 @@ class Op:
             parts.append(f"{self.cancel}@{self.moment}")
         if self.raises:
             parts.append("raising")
+        flags = {
+            "second thread": self.helper_thread,
+            "force_new_loop": self.force_new,
+            "leaves a generator": self.leaves,
+            "in except": self.in_except,
+        }
+        parts.extend(name for name, on in flags.items() if on)
         return "/".join(parts)
 
 

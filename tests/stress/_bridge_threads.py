@@ -110,12 +110,18 @@ def _single_context(op: Op, backend: str) -> None:
         await anyio.lowlevel.checkpoint()
         return op.base + 1
 
+    async def anywhere() -> int:
+        await anyio.lowlevel.checkpoint()
+        return op.base + 1
+
     values: list[int] = []
     try:
         with AsyncSingleThreadContext():
             values.append(async_to_sync(where, backend=backend)())
+            helper = None
             if op.helper_thread:
-                # A second thread inside the same context (it inherits the context).
+                # A second thread inside the same context (it inherits the context),
+                # calling while this one calls too.
                 helper = threading.Thread(
                     target=copy_context().run,
                     args=(
@@ -124,11 +130,15 @@ def _single_context(op: Op, backend: str) -> None:
                     name="storm single-context helper",
                 )
                 helper.start()
+            values.append(async_to_sync(where, backend=backend)())
+            if helper is not None:
                 helper.join(PATIENCE * 3)
                 if helper.is_alive():
                     op.fail("second thread in one AsyncSingleThreadContext hung")
                     return
-            values.append(async_to_sync(where, backend=backend)())
+            if op.force_new:
+                call = async_to_sync(anywhere, force_new_loop=True, backend=backend)
+                values.append(call())
     except BaseException as exc:
         op.outcome = "error"
         op.fail(f"AsyncSingleThreadContext call raised {exc!r}")

@@ -119,6 +119,7 @@ def plan(seed: int, backend: str, hops: int) -> list[Op]:
             op.in_except = rng.random() < 0.1
         if shape == "single_context":
             op.helper_thread = rng.random() < 0.2
+            op.force_new = rng.random() < 0.2
         ops.append(op)
         planned += CROSSINGS[shape]
     return ops
