@@ -327,7 +327,14 @@ class Storm:
         for op in self.ops:
             for message in op.failures:
                 groups[re.sub(r"\d+", "N", message)].append((op, message))
-        lines = [f"  {m}" for m in self.loop_failures]
+        # Process-wide failures: repeats folded (addresses and numbers aside).
+        folded: dict[str, list[str]] = collections.defaultdict(list)
+        for message in self.loop_failures:
+            folded[re.sub(r"0x[0-9a-f]+|\d+", "N", message)].append(message)
+        lines = [
+            f"  {m[0]}" if len(m) == 1 else f"  {len(m)} x {m[0]}"
+            for m in folded.values()
+        ]
         for hits in sorted(groups.values(), key=len, reverse=True):
             wheres = collections.Counter(op.where() for op, _ in hits)
             sample = ", ".join(str(op.id) for op, _ in hits[:5])
