@@ -150,6 +150,8 @@ class _Collect(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = " / ".join(record.getMessage().splitlines()[:2])
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{record.exc_info[1]!r} / {message}"
         self.into.append(f"asyncio logged: {message[:300]}")
 
 
