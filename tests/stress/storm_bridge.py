@@ -409,7 +409,8 @@ class Storm:
             self.out(line)
         running = [op for op in self.ops if op.state == "running"]
         self.out(
-            f"threads now {threading.active_count()}: {census(threading.enumerate())}"
+            f"threads: peak {self.watchdog.peak} (bound {self.bound}), now "
+            f"{threading.active_count()}: {census(threading.enumerate())}"
         )
         self.out(
             f"{len(running)} ops never ended: "
