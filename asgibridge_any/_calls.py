@@ -127,7 +127,10 @@ class ThreadCall:
 
     def run(self) -> None:
         """Run the function in this thread and hand the outcome to the loop."""
-        self.execute()
+        # Safe to repeat after an interruption: the function runs once, and a
+        # second wake-up of a settled call does nothing.
+        if not self.finished:
+            self.execute()
         self.handle.wake(self)
 
     def execute(self) -> None:

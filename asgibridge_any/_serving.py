@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from queue import Empty, SimpleQueue
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,8 +58,6 @@ class FutureItem:
             self.future.set_exception(exc)
 
 
-#: Put on the queue to wake the serving thread so it checks whether it is done.
-_WAKE = None
 #: Seconds between two looks of a watching serve() (see Serving.serve).
 WATCH_INTERVAL = 0.05
 
@@ -66,7 +65,7 @@ WATCH_INTERVAL = 0.05
 class Serving:
     """Work run by the thread that made this object, while it waits in :meth:`serve`."""
 
-    __slots__ = ("_queue", "fallback", "finished", "outer", "thread_id")
+    __slots__ = ("_items", "_signal", "fallback", "finished", "outer", "thread_id")
 
     def __init__(
         self,
@@ -74,7 +73,12 @@ class Serving:
         fallback: Callable[[WorkItem], None] | None = None,
     ) -> None:
         self.thread_id = threading.get_ident()
-        self._queue: SimpleQueue[WorkItem | None] = SimpleQueue()
+        # Work waits in a deque; the queue only wakes the thread. An item is read
+        # where it stands, run, and only then removed: an exception raised into the
+        # thread (Ctrl-C) between taking and running it can't lose it, and the next
+        # serve() runs it (work items run at most once).
+        self._items: deque[WorkItem] = deque()
+        self._signal: SimpleQueue[None] = SimpleQueue()
         #: Set once the thread stopped taking work from here.
         self.finished = False
         #: Where work goes once this one finished.
@@ -93,32 +97,35 @@ class Serving:
         self, done: Callable[[], bool], watch: Callable[[], object] | None = None
     ) -> None:
         """
-        Run work until a wake-up finds ``done()`` true.
+        Run work until ``done()`` holds and no work is queued.
 
         May be called again after an interruption. With ``watch``, it is also called
         every :data:`WATCH_INTERVAL` seconds, busy or not.
         """
-        get = self._queue.get
+        items = self._items
+        get = self._signal.get
         next_look = _monotonic() + WATCH_INTERVAL
         while True:
-            if watch is None:
-                item = get()
-            else:
+            if watch is not None:
                 # On a clock, not on idleness: a coroutine that keeps sending work
                 # here must still be looked at.
                 now = _monotonic()
                 if now >= next_look:
                     watch()
                     next_look = now + WATCH_INTERVAL
+            if items:
+                items[0].run()
+                items.popleft()
+                continue
+            if done():
+                return
+            if watch is None:
+                get()
+            else:
                 try:
-                    item = get(timeout=next_look - now)
+                    get(timeout=max(0.0, next_look - _monotonic()))
                 except Empty:
                     continue
-            if item is _WAKE:
-                if done():
-                    return
-                continue
-            item.run()
 
     def finish(self) -> None:
         """Stop taking work; pass on what is still queued."""
@@ -127,17 +134,16 @@ class Serving:
 
     def wake(self) -> None:
         """From any thread: make the serving thread check whether it is done."""
-        self._queue.put(_WAKE)
+        self._signal.put(None)
 
     def _drain(self) -> None:
-        queue = self._queue
-        while not queue.empty():
+        popleft = self._items.popleft
+        while True:
             try:
-                item = queue.get_nowait()
-            except Empty:  # another thread drained it first
+                item = popleft()
+            except IndexError:  # empty, or another thread drained it first
                 return
-            if item is not _WAKE:
-                self._forward(item)
+            self._forward(item)
 
     def _forward(self, item: WorkItem) -> None:
         if self.outer is not None:
@@ -157,9 +163,10 @@ class Serving:
         if self.finished:
             self._forward(item)
             return
-        self._queue.put(item)
-        # The serving thread may have finished between the check and the put: its
-        # final drain could have missed this item, so drain again (each item is
-        # taken by exactly one get).
+        self._items.append(item)
+        self._signal.put(None)
+        # The serving thread may have finished between the check and the append:
+        # its final drain could have missed this item, so drain again (each item is
+        # taken by exactly one popleft).
         if self.finished:
             self._drain()

@@ -85,7 +85,10 @@ class TrioHandle(LoopHandle):
 
     @staticmethod
     def _settle(call: ThreadCall) -> None:
-        _reschedule(call.waiter)
+        waiter = call.waiter
+        if waiter is not None:  # not already settled
+            call.waiter = None
+            _reschedule(waiter)
 
     def start_task(
         self, call: CoroutineCall, factory: CoroutineFactory, context: Context
