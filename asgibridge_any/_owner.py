@@ -26,17 +26,22 @@ owner: ContextVar[CoroutineCall | None] = ContextVar(
 
 #: The async generators each call started and may have left open.
 owned_generators: dict[CoroutineCall, weakref.WeakSet[AsyncGenerator[Any, Any]]] = {}
+#: The generators a call dropped unfinished (garbage-collected during the call):
+#: kept here, instead of being finalized by the loop later, to be closed before the
+#: call returns.
+dropped_generators: dict[CoroutineCall, list[AsyncGenerator[Any, Any]]] = {}
 
 
 def track_generators() -> None:
     """
     Record, per owning call, the async generators first iterated in this thread.
 
-    Call it on a loop thread once the loop has installed its own hooks; the loop's
-    hooks still run (they finalize what is garbage-collected).
+    Call it on a loop thread once the loop has installed its own hooks. Generators
+    that belong to no call keep the loop's handling.
     """
     hooks = sys.get_asyncgen_hooks()
     loop_firstiter = hooks.firstiter
+    loop_finalizer = hooks.finalizer
 
     def firstiter(agen: AsyncGenerator[Any, Any]) -> None:
         call = owner.get()
@@ -48,18 +53,29 @@ def track_generators() -> None:
         if loop_firstiter is not None:
             loop_firstiter(agen)
 
-    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=hooks.finalizer)
+    def finalizer(agen: AsyncGenerator[Any, Any]) -> None:
+        # Called where the last reference went, so owner names the call that
+        # dropped it (its weak entry above is already gone).
+        call = owner.get()
+        if call is not None and call in owned_generators:
+            dropped_generators.setdefault(call, []).append(agen)
+        elif loop_finalizer is not None:
+            loop_finalizer(agen)
+
+    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
 
 
-async def close_generators(
-    generators: weakref.WeakSet[AsyncGenerator[Any, Any]] | None,
-) -> None:
-    """Close the generators that are still open (suspended at a ``yield``)."""
-    if not generators:
-        return
-    agen: Any
-    for agen in list(generators):
-        if agen.ag_frame is not None and not agen.ag_running:
-            # The generator's own error on closing is not the call's outcome.
-            with contextlib.suppress(BaseException):
-                await agen.aclose()
+async def close_generators(call: CoroutineCall) -> None:
+    """Close the generators ``call`` left open (suspended at a ``yield``)."""
+    generators = owned_generators.pop(call, None)
+    while True:
+        dropped = dropped_generators.pop(call, None)
+        pending: list[Any] = list(generators or ()) + (dropped or [])
+        generators = None
+        if not pending:
+            return
+        for agen in pending:
+            if agen.ag_frame is not None and not agen.ag_running:
+                # The generator's own error on closing is not the call's outcome.
+                with contextlib.suppress(BaseException):
+                    await agen.aclose()

@@ -476,3 +476,33 @@ def test_async_generator_left_open_is_closed_before_async_to_sync_returns(
         # Where the call left it open, close it here rather than at some later
         # garbage collection, which would report it in another test.
         async_to_sync(close_kept, backend=backend)()
+
+
+@_backends()
+def test_async_generator_dropped_unfinished_is_closed_before_async_to_sync_returns(
+    backend: str,
+) -> None:
+    """
+    Test that an async generator the coroutine dropped half-way (garbage-collected
+    during the call, which the loop would finalize later) has run its ``finally`` by
+    the time ``async_to_sync`` returns.
+    """
+    events: list[str] = []
+
+    async def numbers() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            events.append("generator closed")
+
+    async def take_one_and_drop() -> int:
+        generator = numbers()
+        value = await anext(generator)
+        del generator  # the last reference: finalized now, unfinished
+        await anyio.lowlevel.checkpoint()
+        return value
+
+    assert async_to_sync(take_one_and_drop, backend=backend)() == 1
+    events.append("call returned")
+    assert events == ["generator closed", "call returned"]

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._owner import close_generators, owned_generators, owner
+from .._owner import close_generators, owner
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -220,7 +220,7 @@ class LoopThread(threading.Thread, ABC):
             owner.reset(token)
             try:
                 await self._cancel_leftovers(call)
-                await close_generators(owned_generators.pop(call, None))
+                await close_generators(call)
             finally:
                 self._call_over()
                 if self._stopping and not self._calls:
