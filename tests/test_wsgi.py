@@ -28,7 +28,10 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 def http_scope(**fields: Any) -> dict[str, Any]:
-    """Return a complete ``http`` scope, with ``fields`` replacing the defaults."""
+    """Return a complete ``http`` scope, with ``fields`` replacing the defaults.
+
+    ``raw_path`` follows ``path`` (its UTF-8 bytes) unless given.
+    """
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -44,6 +47,8 @@ def http_scope(**fields: Any) -> dict[str, Any]:
         "client": ("127.0.0.1", 50000),
     }
     scope.update(fields)
+    if "raw_path" not in fields and isinstance(scope["path"], str):
+        scope["raw_path"] = scope["path"].encode("utf-8")
     return scope
 
 
