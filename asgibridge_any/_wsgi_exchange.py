@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -35,6 +36,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from ._wsgi_body import BodyBuffer
@@ -54,6 +56,21 @@ logger = logging.getLogger("asgibridge_any.wsgi")
 
 #: Seconds between two checks on a running request (is the client still there?).
 TICK = 0.5
+# The caller's limiter bounds the threads; anyio's own call needs one that never blocks.
+_UNLIMITED: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
+    "asgibridge_any_wsgi_unlimited"
+)
+
+
+def _unlimited() -> anyio.CapacityLimiter:
+    try:
+        return _UNLIMITED.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(math.inf)
+        _UNLIMITED.set(limiter)
+        return limiter
+
+
 _TOO_LARGE_BODY = b"Request Entity Too Large"
 
 
@@ -245,16 +262,26 @@ class Exchange:
         """
         Run ``func`` in a worker thread; ``None`` if the client left before it started.
 
-        Whatever happens, do not return while ``func`` runs.
+        The limiter token is held until the thread is done.  A cancellation aborts the
+        exchange (the application sees its client gone), then waits for the thread:
+        whatever happens, this does not return while ``func`` runs.
         """
+        if limiter is None:
+            limiter = anyio.to_thread.current_default_thread_limiter()
+        with self._wait_scope:
+            await limiter.acquire()
+        if self._wait_scope.cancelled_caught:
+            return None
         try:
-            with self._wait_scope:
-                return await anyio.to_thread.run_sync(func, limiter=limiter)
+            # Abandon on cancel, to abort the thread at once; stop_thread() then waits.
+            return await anyio.to_thread.run_sync(
+                func, abandon_on_cancel=True, limiter=_unlimited()
+            )
         except BaseException:
-            # Never return while the application still runs in its thread.
             await self.stop_thread()
             raise
-        return None
+        finally:
+            limiter.release()
 
     async def send_response(self, messages: list[Message]) -> None:
         """Send the messages the thread left (its whole response), unless the client left."""

@@ -68,13 +68,22 @@ class Driver:
         self.receive_calls = 0
         #: set on the first call of receive()
         self.receiving = anyio.Event()
+        self._receive_called = anyio.Event()
         self.done = anyio.Event()
         self.error: BaseException | None = None
 
     async def receive(self) -> Message:
         self.receive_calls += 1
         self.receiving.set()
+        self._receive_called.set()
         return await self.inbox[1].receive()
+
+    async def wait_receive_calls(self, count: int) -> None:
+        """Wait until the application called ``receive()`` ``count`` times (fails after 5 s)."""
+        with anyio.fail_after(5):
+            while self.receive_calls < count:
+                self._receive_called = anyio.Event()
+                await self._receive_called.wait()
 
     async def send(self, message: Any) -> None:
         await self.outbox[0].send(dict(message))
