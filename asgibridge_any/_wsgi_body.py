@@ -86,7 +86,8 @@ class BodyBuffer:
 
     def close(self) -> None:
         """Drop everything held and delete the temporary file."""
-        self._memory.clear()
+        if self._memory:
+            self._memory.clear()
         self.in_memory = 0
         self._read_at = self._write_at = 0
         if self._file is not None:

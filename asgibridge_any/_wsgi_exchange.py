@@ -36,7 +36,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from ._wsgi_body import BodyBuffer
@@ -53,23 +52,6 @@ Message = MutableMapping[str, Any]
 T = TypeVar("T")
 
 logger = logging.getLogger("asgibridge_any.wsgi")
-
-#: Seconds between two checks on a running request (is the client still there?).
-TICK = 0.5
-# The caller's limiter bounds the threads; anyio's own call needs one that never blocks.
-_UNLIMITED: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
-    "asgibridge_any_wsgi_unlimited"
-)
-
-
-def _unlimited() -> anyio.CapacityLimiter:
-    try:
-        return _UNLIMITED.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(math.inf)
-        _UNLIMITED.set(limiter)
-        return limiter
-
 
 _TOO_LARGE_BODY = b"Request Entity Too Large"
 
@@ -128,14 +110,16 @@ class Exchange:
         self._receive = receive
         self._send = send
         self._task_group = task_group
-        self._library, self._wake, self._later = loop
+        self._library, self._wake, self._ticker = loop
         self._limit = limit
         self._cond = threading.Condition(threading.Lock())
-        self.reader_scope = anyio.CancelScope()
-        # Cancelled when the client leaves before the thread started (see abort()).
-        self._wait_scope = anyio.CancelScope()
+        # Made when needed (anyio objects cost on the hot path): the reader's scope; the
+        # scope of a wait for a limiter token, cancelled when the client leaves first.
+        self._reader_scope: anyio.CancelScope | None = None
+        self._wait_scope: anyio.CancelScope | None = None
+        self._closed = False
         # One receive() at a time, in order; _seen once the first message arrived.
-        self._receive_lock = anyio.Lock()
+        self._lock: anyio.Lock | None = None
         self._seen = False
         self._wait_for_request = wait_for_request
         #: the first failure of a loop-side task that is not the client's fault
@@ -153,6 +137,7 @@ class Exchange:
         # Takes so far and at the last tick; stalled: no take for a whole tick.
         self._takes = 0
         self._ticked_takes = 0
+        self._ticks = 0
         self._stalled = False
         # Response: messages handed over by the thread but not yet sent.
         self._outgoing: deque[tuple[Message, int]] = deque()
@@ -163,9 +148,10 @@ class Exchange:
         # Loop side only: the reader runs; a response start went (or goes) out; output
         # tasks (sender, refusal) not finished yet.
         self._reading = False
+        self._reader_alive = False
         self._responding = False
         self._outputs: list[anyio.Event] = []
-        self._cancel_tick = self._later(TICK, self._tick)
+        self._ticker.add(self)
         # Only the thread reads or writes these two.
         self.reader_started = False
         self.sender_started = False
@@ -262,26 +248,24 @@ class Exchange:
         """
         Run ``func`` in a worker thread; ``None`` if the client left before it started.
 
-        The limiter token is held until the thread is done.  A cancellation aborts the
-        exchange (the application sees its client gone), then waits for the thread:
-        whatever happens, this does not return while ``func`` runs.
+        Whatever happens, this does not return while ``func`` runs.  anyio shields the
+        wait for the thread from cancellation, so a cancelled request hears of it
+        through its reader (see :meth:`tick`).
         """
         if limiter is None:
             limiter = anyio.to_thread.current_default_thread_limiter()
-        with self._wait_scope:
-            await limiter.acquire()
-        if self._wait_scope.cancelled_caught:
-            return None
         try:
-            # Abandon on cancel, to abort the thread at once; stop_thread() then waits.
-            return await anyio.to_thread.run_sync(
-                func, abandon_on_cancel=True, limiter=_unlimited()
-            )
+            if limiter.available_tokens >= 1:
+                # No wait for a token: skip the cancel scope (it costs on the hot path).
+                return await anyio.to_thread.run_sync(func, limiter=limiter)
+            self._wait_scope = anyio.CancelScope()
+            with self._wait_scope:
+                return await anyio.to_thread.run_sync(func, limiter=limiter)
         except BaseException:
+            # asyncio's Task.cancel() gets through anyio's shield.
             await self.stop_thread()
             raise
-        finally:
-            limiter.release()
+        return None
 
     async def send_response(self, messages: list[Message]) -> None:
         """Send the messages the thread left (its whole response), unless the client left."""
@@ -296,22 +280,20 @@ class Exchange:
             return  # the client went away: nobody left to tell
 
     async def finish(self) -> None:
-        """Wait until the output tasks are done, then stop listening to the client."""
-        try:
-            while self._outputs:
-                await self._outputs.pop().wait()
-        finally:
-            self.close()
+        """Wait until the output tasks are done (call :meth:`close` after)."""
+        while self._outputs:
+            await self._outputs.pop().wait()
 
     def close(self) -> None:
-        """Stop the reader and the timer (idempotent); the thread must be done."""
-        self._cancel_tick()
-        self.reader_scope.cancel()
+        """Stop the reader and the ticks (idempotent); the thread must be done."""
+        self._closed = True
+        self._ticker.discard(self)
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
 
     def release(self) -> None:
-        """Free the body buffer; call once the task group is done."""
-        with self._cond:
-            self._body.close()
+        """Free the body buffer; call once the thread and the task group are done."""
+        self._body.close()
 
     async def stop_thread(self) -> None:
         """
@@ -344,7 +326,7 @@ class Exchange:
             started = self._thread_started
             wakeup, self._reader_wakeup = self._reader_wakeup, None
             self._cond.notify_all()
-        if not started:
+        if not started and self._wait_scope is not None:
             # Still waiting for a thread (a limiter token): give up waiting.
             self._wait_scope.cancel()
         if wakeup is not None:
@@ -366,15 +348,25 @@ class Exchange:
         except BaseException as exc:
             self.abort(exc)
 
-    def _tick(self) -> None:
-        # A loop callback, every TICK seconds while the request runs: start listening to
-        # the client if nobody does, and let a reader waiting on an application that did
-        # not read for a whole tick spill to the file.
+    def tick(self) -> None:
+        """
+        Check on the request (the loop's ticker calls this a few times a second).
+
+        From the second tick on (a whole tick period later): start listening to the
+        client if nobody does, and let a reader waiting on an application that did not
+        read for a whole tick spill to the file.  A reader started a tick ago that never
+        ran was cancelled before its first step: the request is cancelled, and the
+        application must hear of it.
+        """
         try:
+            if self._reading and not self._reader_alive:
+                self.abort()
+                return
             with self._cond:
                 if self._thread_done:
                     return
-                stalled = self._takes == self._ticked_takes
+                self._ticks += 1
+                stalled = self._ticks > 1 and self._takes == self._ticked_takes
                 self._ticked_takes = self._takes
                 wakeup = None
                 if stalled and self._reader_wakeup is not None:
@@ -382,16 +374,21 @@ class Exchange:
                     wakeup, self._reader_wakeup = self._reader_wakeup, None
             if wakeup is not None:
                 wakeup.set()
-            if not self._reading:
+            if self._ticks > 1 and not self._reading:
                 run_as_library(self._library, self._start_reader)
-            self._cancel_tick = self._later(TICK, self._tick)
         except BaseException as exc:
             self.abort(exc)
 
     def _start_reader(self) -> None:
-        if not self._reading:
+        if not self._reading and not self._closed:
             self._reading = True
-            self._task_group.start_soon(self._reader)
+            self._reader_scope = anyio.CancelScope()
+            self._task_group.start_soon(self._reader, self._reader_scope)
+
+    def _receive_lock(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
 
     def _start_output(self, task: Callable[[], Awaitable[None]]) -> None:
         done = anyio.Event()
@@ -408,16 +405,15 @@ class Exchange:
     def _listen_to_the_end(self) -> None:
         # Before the final response message: a server may wait for someone to take the
         # rest of the body before it can finish the response (hypercorn's bounded queue).
-        with self._cond:
-            needed = not self._eof and not self.aborted
-        if needed:
+        # Both flags are set on the loop: no lock needed to read them here.
+        if not self._eof and not self.aborted:
             self._start_reader()
 
     async def _may_respond(self) -> bool:
         # Before the response start: claim it, after the request's one message if the
         # request has no body (see the module comment).
         if self._wait_for_request and not self._seen:
-            async with self._receive_lock:
+            async with self._receive_lock():
                 if not self._seen:
                     await self._file(await self._receive_one())
         if self.aborted or self._responding:
@@ -440,11 +436,17 @@ class Exchange:
             raise exc
         self.abort(None if isinstance(exc, OSError) else exc)
 
-    async def _reader(self) -> None:
+    async def _reader(self, scope: anyio.CancelScope) -> None:
+        self._reader_alive = True
+        if anyio.current_effective_deadline() == -math.inf:
+            # Started in a cancelled request (anyio on asyncio does not cancel a task
+            # started after its scope was): the application must hear of it.
+            self.abort()
+            return
         try:
-            with self.reader_scope:
+            with scope:
                 while True:
-                    async with self._receive_lock:
+                    async with self._receive_lock():
                         message = await self._receive_one()
                     if await self._file(message):
                         return

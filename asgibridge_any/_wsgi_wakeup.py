@@ -1,5 +1,5 @@
-# Per-loop helpers for the WSGI adapter: "run this callback on the event loop soon" and
-# "run this callback on the loop in N seconds".
+# Per-loop helpers for the WSGI adapter: "run this callback on the event loop soon", and
+# one ticker per loop that checks on every running request a few times a second.
 #
 # A WSGI worker thread wakes the loop side of its request many times (a chunk is ready to
 # send, buffer space freed up).  anyio.from_thread.run_sync would make each wake-up a full
@@ -7,17 +7,16 @@
 # fire-and-forget primitives of each loop (asyncio's call_soon_threadsafe, trio's
 # TrioToken.run_sync_soon) let the thread carry on at once.
 #
-# Every request also arms a timer that checks on it twice a second (is the client still
-# there?).  A task per request sleeping in a cancel scope would cost a task start and a
-# cancellation on every small request; asyncio's call_later costs a heap push, and on trio
-# one system task per run keeps the same kind of heap.  Both are picked once per request,
-# on the loop thread, so every other WSGI module stays loop-neutral.
+# The ticker costs a small request one dict insert and one delete: a timer per request
+# (or a task sleeping in a cancel scope) would cost a heap push and a cancellation on the
+# hot path.  asyncio's call_later rearms it while requests run; on trio one system task
+# per run sleeps between ticks.  Everything loop-specific is picked once per request, on
+# the loop thread, so every other WSGI module stays loop-neutral.
 from __future__ import annotations
 
-import heapq
-import itertools
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import sniffio
 
@@ -26,9 +25,46 @@ if TYPE_CHECKING:
 
 #: Schedule a no-argument callback to run on the captured event loop; callable from any thread.
 Waker = Callable[[Callable[[], object]], object]
-#: ``later(delay, callback)`` runs ``callback`` on the loop after ``delay`` seconds; it
-#: returns a function that cancels the call.  Loop thread only.
-Later = Callable[[float, Callable[[], object]], Callable[[], object]]
+
+
+class Ticking(Protocol):
+    """Something the ticker calls, on the loop, every tick while it is registered."""
+
+    def tick(self) -> None:
+        """Check on the request; must not raise (on trio it would crash the run)."""
+
+
+class Ticker:
+    """
+    Call :meth:`Ticking.tick` of every registered object every ``period`` seconds.
+
+    :meth:`add` and :meth:`discard` run on the loop thread.  An object added just
+    before a tick gets its first tick at once: count two ticks for a full period.
+    """
+
+    def __init__(self, period: float, arm: Callable[[Ticker], None]) -> None:
+        self.period = period
+        self._live: dict[Ticking, None] = {}
+        self._arm = arm
+        self._armed = False
+
+    def add(self, item: Ticking) -> None:
+        """Start ticking ``item``."""
+        self._live[item] = None
+        if not self._armed:
+            self._armed = True
+            self._arm(self)
+
+    def discard(self, item: Ticking) -> None:
+        """Stop ticking ``item`` (no error if it is not registered)."""
+        self._live.pop(item, None)
+
+    def fire(self) -> bool:
+        """Tick every registered object; return whether to tick again."""
+        for item in list(self._live):
+            item.tick()
+        self._armed = bool(self._live)
+        return self._armed
 
 
 class LoopHooks(NamedTuple):
@@ -37,12 +73,19 @@ class LoopHooks(NamedTuple):
     #: ``"asyncio"`` or ``"trio"``
     library: str
     wake: Waker
-    later: Later
+    ticker: Ticker
+
+
+#: Seconds between two ticks.
+TICK = 0.4
+# Per loop (asyncio loop, trio run token), made on first use: a lookup here is cheaper
+# than anyio's RunVar on the hot path.  Weak keys: a closed loop takes its entry along.
+_hooks: weakref.WeakKeyDictionary[object, LoopHooks] = weakref.WeakKeyDictionary()
 
 
 def current_loop() -> LoopHooks:
     """
-    Return the running async library, a thread-safe waker and a timer for its loop.
+    Return the running async library, a thread-safe waker and the ticker of its loop.
 
     Call it on the loop thread.  The callbacks must not raise: on trio an exception in
     one would crash the run.
@@ -50,27 +93,77 @@ def current_loop() -> LoopHooks:
     :raises RuntimeError: if the running async library is neither asyncio nor trio
     """
     library = sniffio.current_async_library()
+    key: object
     if library == "asyncio":
         import asyncio
 
-        loop = asyncio.get_running_loop()
-
-        def later(delay: float, callback: Callable[[], object]) -> Callable[[], object]:
-            return loop.call_later(delay, callback).cancel
-
-        return LoopHooks(library, loop.call_soon_threadsafe, later)
+        key = asyncio.get_running_loop()
+        hooks = _hooks.get(key)
+        if hooks is None:
+            hooks = LoopHooks(
+                library,
+                key.call_soon_threadsafe,
+                Ticker(TICK, _asyncio_arm),
+            )
+            _hooks[key] = hooks
+        return hooks
     if library == "trio":
         import trio
 
-        return LoopHooks(
-            library,
-            trio.lowlevel.current_trio_token().run_sync_soon,
-            _trio_timers().later,
-        )
+        key = trio.lowlevel.current_trio_token()
+        hooks = _hooks.get(key)
+        if hooks is None:
+            hooks = LoopHooks(
+                library,
+                key.run_sync_soon,
+                Ticker(TICK, _TrioArm()),
+            )
+            _hooks[key] = hooks
+        return hooks
     raise RuntimeError(
         f"WsgiToAsgi runs under asyncio or trio, not {library!r}; "
         "serve the application from an asyncio or trio server"
     )
+
+
+def _asyncio_arm(ticker: Ticker) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+
+    def fire() -> None:
+        if ticker.fire():
+            loop.call_later(ticker.period, fire)
+
+    loop.call_later(ticker.period, fire)
+
+
+class _TrioArm:
+    # One system task per run, started on first use, sleeps between ticks while requests
+    # run and waits for the next request otherwise.
+
+    def __init__(self) -> None:
+        self._wakeup: trio.Event | None = None
+
+    def __call__(self, ticker: Ticker) -> None:
+        import trio
+
+        if self._wakeup is None:
+            self._wakeup = trio.Event()
+            trio.lowlevel.spawn_system_task(
+                self._serve, ticker, name="asgibridge_any WSGI ticker"
+            )
+        self._wakeup.set()
+
+    async def _serve(self, ticker: Ticker) -> None:
+        import trio
+
+        while True:
+            assert self._wakeup is not None
+            await self._wakeup.wait()
+            await trio.sleep(ticker.period)
+            if not ticker.fire():
+                self._wakeup = trio.Event()
 
 
 def run_as_library(library: str, callback: Callable[[], object]) -> None:
@@ -88,74 +181,3 @@ def run_as_library(library: str, callback: Callable[[], object]) -> None:
         callback()
     finally:
         sniffio.current_async_library_cvar.reset(token)
-
-
-class _TrioTimer:
-    __slots__ = ("callback",)
-
-    def __init__(self, callback: Callable[[], object] | None) -> None:
-        self.callback = callback
-
-    def cancel(self) -> None:
-        self.callback = None
-
-
-class _TrioTimers:
-    # A heap of (deadline, sequence, timer) served by one system task of the trio run.
-    # Cancelled timers stay in the heap with no callback until their deadline.
-
-    def __init__(self) -> None:
-        import trio
-
-        self._heap: list[tuple[float, int, _TrioTimer]] = []
-        self._order = itertools.count()
-        self._changed = trio.Event()
-        trio.lowlevel.spawn_system_task(self._serve, name="asgibridge_any WSGI timers")
-
-    def later(
-        self, delay: float, callback: Callable[[], object]
-    ) -> Callable[[], object]:
-        import trio
-
-        timer = _TrioTimer(callback)
-        deadline = trio.current_time() + delay
-        if not self._heap or deadline < self._heap[0][0]:
-            self._changed.set()
-        heapq.heappush(self._heap, (deadline, next(self._order), timer))
-        return timer.cancel
-
-    async def _serve(self) -> None:
-        import trio
-
-        while True:
-            if not self._heap:
-                await self._changed.wait()
-                self._changed = trio.Event()
-                continue
-            deadline, _, timer = self._heap[0]
-            if deadline > trio.current_time():
-                with trio.move_on_at(deadline):
-                    await self._changed.wait()
-                    self._changed = trio.Event()
-                continue
-            heapq.heappop(self._heap)
-            callback, timer.callback = timer.callback, None
-            if callback is not None:
-                callback()
-
-
-_trio_run_timers: trio.lowlevel.RunVar[_TrioTimers] | None = None
-
-
-def _trio_timers() -> _TrioTimers:
-    global _trio_run_timers  # created on first use: trio may be absent
-    import trio
-
-    if _trio_run_timers is None:
-        _trio_run_timers = trio.lowlevel.RunVar("asgibridge_any_wsgi_timers")
-    try:
-        return _trio_run_timers.get()
-    except LookupError:
-        timers = _TrioTimers()
-        _trio_run_timers.set(timers)
-        return timers
