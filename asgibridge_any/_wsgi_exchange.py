@@ -7,11 +7,12 @@
 #
 # * the reader receives http.request messages into a BodyBuffer and, once the body is
 #   complete, keeps listening for http.disconnect.  It starts when the application first
-#   reads, when the response streams, when the request has run for a tick (half a
-#   second) without finishing, and before the final response message if the body is
-#   still coming (a server may need someone to take the rest, hypercorn does).  While
-#   the application reads, a full memory buffer makes the reader wait (back-pressure);
-#   when the application has not read for a tick, the reader spills to a temporary file,
+#   reads, when the response streams, when the request has run for a whole tick of its
+#   loop's ticker (0.4 to 0.8 s) without finishing, and before the final response
+#   message if the body is still coming (a server may need someone to take the rest,
+#   hypercorn does).  While the application reads, a full memory buffer makes the reader
+#   wait (back-pressure); when the application has not read for a whole tick while the
+#   reader waited, the reader spills to a temporary file,
 #   and once that too is full the request is cut: the application sees a disconnect and
 #   the client a 413 if no response started.  So a disconnect is always noticed within
 #   about a second, whatever the application reads, with bounded memory.
