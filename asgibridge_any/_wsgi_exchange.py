@@ -150,6 +150,7 @@ class Exchange:
         # tasks (sender, refusal) not finished yet.
         self._reading = False
         self._reader_alive = False
+        self._reader_late = False
         self._responding = False
         self._outputs: list[anyio.Event] = []
         self._ticker.add(self)
@@ -355,14 +356,17 @@ class Exchange:
 
         From the second tick on (a whole tick period later): start listening to the
         client if nobody does, and let a reader waiting on an application that did not
-        read for a whole tick spill to the file.  A reader started a tick ago that never
-        ran was cancelled before its first step: the request is cancelled, and the
-        application must hear of it.
+        read for a whole tick spill to the file.  A reader that did not run for a whole
+        tick after it was started was cancelled before its first step: the request is
+        cancelled, and the application must hear of it.
         """
         try:
             if self._reading and not self._reader_alive:
-                self.abort()
-                return
+                # Not run since the last tick: it never will.
+                if self._reader_late:
+                    self.abort()
+                    return
+                self._reader_late = True
             with self._cond:
                 if self._thread_done:
                     return

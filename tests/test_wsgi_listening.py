@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from asgibridge_any import _wsgi_exchange
 from asgibridge_any.wsgi import WsgiToAsgi
 from tests.test_wsgi import Environ, StartResponse, call, drive, http_scope
 
@@ -189,3 +190,31 @@ async def test_cancelled_request_sets_the_disconnected_flag() -> None:
             assert await anyio.to_thread.run_sync(waiting.wait, 5)
             task_group.cancel_scope.cancel()
     assert seen == [True]
+
+
+async def test_tick_between_the_start_of_the_reader_and_its_first_step_is_harmless(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Test that a tick landing after the reader was started but before it ran does
+    not take the request for cancelled (only a reader that misses a whole tick is)."""
+    start_reader = _wsgi_exchange.Exchange._start_reader
+
+    def start_then_tick(self: _wsgi_exchange.Exchange) -> None:
+        start_reader(self)
+        self.tick()
+
+    monkeypatch.setattr(_wsgi_exchange.Exchange, "_start_reader", start_then_tick)
+    got: list[bytes] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        got.append(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return []
+
+    scope = http_scope(method="POST", headers=[(b"content-length", b"4")])
+    async with drive(WsgiToAsgi(app), scope) as driver:
+        await driver.feed({"type": "http.request", "body": b"ab", "more_body": True})
+        await driver.feed({"type": "http.request", "body": b"cd"})
+        assert (await driver.output())["status"] == 200
+    await driver.finished()
+    assert got == [b"abcd"]

@@ -298,7 +298,7 @@ class Storm:
                     await getattr(self, kind)()
             except ConnectionLost:
                 self.tally.errors.append(f"{kind}: connection lost")
-            except OSError as exc:
+            except (OSError, anyio.BrokenResourceError) as exc:
                 self.tally.errors.append(f"{kind}: {exc!r}")
         if client is not None:
             await client.aclose()
@@ -310,7 +310,7 @@ class Storm:
             fresh = not client.used
             try:
                 await self._ordinary(kind, client)
-            except (ConnectionLost, OSError):
+            except (ConnectionLost, OSError, anyio.BrokenResourceError):
                 await client.aclose()
                 client = None
                 # A kept-alive connection the server closed meanwhile: try a new one.
