@@ -78,9 +78,10 @@ class LoopHooks(NamedTuple):
 
 #: Seconds between two ticks.
 TICK = 0.4
-# Per loop (asyncio loop, trio run token), made on first use: a lookup here is cheaper
-# than anyio's RunVar on the hot path.  Weak keys: a closed loop takes its entry along.
-_hooks: weakref.WeakKeyDictionary[object, LoopHooks] = weakref.WeakKeyDictionary()
+# The ticker of each loop (asyncio loop, trio run token), made on first use: a lookup
+# here is cheaper than anyio's RunVar on the hot path.  Weak keys, and nothing in a
+# ticker refers to its loop while it is idle: a closed loop takes its entry along.
+_tickers: weakref.WeakKeyDictionary[object, Ticker] = weakref.WeakKeyDictionary()
 
 
 def current_loop() -> LoopHooks:
@@ -93,33 +94,22 @@ def current_loop() -> LoopHooks:
     :raises RuntimeError: if the running async library is neither asyncio nor trio
     """
     library = sniffio.current_async_library()
-    key: object
     if library == "asyncio":
         import asyncio
 
-        key = asyncio.get_running_loop()
-        hooks = _hooks.get(key)
-        if hooks is None:
-            hooks = LoopHooks(
-                library,
-                key.call_soon_threadsafe,
-                Ticker(TICK, _asyncio_arm),
-            )
-            _hooks[key] = hooks
-        return hooks
+        loop = asyncio.get_running_loop()
+        ticker = _tickers.get(loop)
+        if ticker is None:
+            ticker = _tickers[loop] = Ticker(TICK, _asyncio_arm)
+        return LoopHooks(library, loop.call_soon_threadsafe, ticker)
     if library == "trio":
         import trio
 
-        key = trio.lowlevel.current_trio_token()
-        hooks = _hooks.get(key)
-        if hooks is None:
-            hooks = LoopHooks(
-                library,
-                key.run_sync_soon,
-                Ticker(TICK, _TrioArm()),
-            )
-            _hooks[key] = hooks
-        return hooks
+        token = trio.lowlevel.current_trio_token()
+        ticker = _tickers.get(token)
+        if ticker is None:
+            ticker = _tickers[token] = Ticker(TICK, _TrioArm())
+        return LoopHooks(library, token.run_sync_soon, ticker)
     raise RuntimeError(
         f"WsgiToAsgi runs under asyncio or trio, not {library!r}; "
         "serve the application from an asyncio or trio server"

@@ -57,7 +57,7 @@ class Plan:
 
 
 FULL = Plan(requests=20_000, concurrency=50, time_cap=55.0)
-SHORT = Plan(requests=1_200, concurrency=20, time_cap=6.0)
+SHORT = Plan(requests=1_200, concurrency=20, time_cap=5.0)
 
 
 def pieces(seed: int, size: int) -> Iterator[bytes]:
@@ -197,6 +197,8 @@ class Tally:
     checked: int = 0
     mismatches: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: unread uploads whose connection the server reset after it answered
+    server_resets: int = 0
 
     def bad(self, what: str) -> None:
         if len(self.mismatches) < 20:
@@ -298,7 +300,7 @@ class Storm:
                     await getattr(self, kind)()
             except ConnectionLost:
                 self.tally.errors.append(f"{kind}: connection lost")
-            except (OSError, anyio.BrokenResourceError) as exc:
+            except Exception as exc:  # a storm counts failures, it never stops
                 self.tally.errors.append(f"{kind}: {exc!r}")
         if client is not None:
             await client.aclose()
@@ -396,12 +398,21 @@ class Storm:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass  # the server may close once it answered
 
+        got: tuple[int, bytes] | None = None
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(upload)
-            got = await client.response()
+            try:
+                got = await client.response()
+            except ConnectionLost:
+                # The server answered without waiting for the rest of the upload, then
+                # closed the connection with the upload unread: the kernel resets it,
+                # and the client may lose the answer (hypercorn closes so, without the
+                # "lingering close" of RFC 9112 section 9.6).  Counted apart.
+                self.tally.server_resets += 1
             task_group.cancel_scope.cancel()
-        self.check("unread_large_body", got, (200, pattern(seed, answer)))
         await client.aclose()
+        if got is not None:
+            self.check("unread_large_body", got, (200, pattern(seed, answer)))
 
     async def header_flood(self) -> None:
         client = await Client.open(self.host, self.port)
@@ -504,7 +515,8 @@ def report(result: Result) -> None:
     )
     print(
         f"[http]   clients leaving: {left_early} ({left_early / max(total, 1):.1%}); "
-        f"unread large bodies: {tally.kinds['unread_large_body']}; "
+        f"unread large bodies: {tally.kinds['unread_large_body']} "
+        f"({tally.server_resets} reset by the server's close mid-upload); "
         f"header floods: {tally.kinds['header_flood']}"
     )
     app_calls, adapter_calls, tokens = result.left_after
