@@ -114,10 +114,8 @@ class Exchange:
         self._library, self._wake, self._ticker = loop
         self._limit = limit
         self._cond = threading.Condition(threading.Lock())
-        # Made when needed (anyio objects cost on the hot path): the reader's scope; the
-        # scope of a wait for a limiter token, cancelled when the client leaves first.
+        # Made when needed (anyio objects cost on the hot path): the reader's scope.
         self._reader_scope: anyio.CancelScope | None = None
-        self._wait_scope: anyio.CancelScope | None = None
         self._closed = False
         # One receive() at a time, in order; _seen once the first message arrived.
         self._lock: anyio.Lock | None = None
@@ -246,38 +244,34 @@ class Exchange:
 
     async def run_thread(
         self, func: Callable[[], T], limiter: anyio.CapacityLimiter | None
-    ) -> T | None:
+    ) -> T:
         """
-        Run ``func`` in a worker thread; ``None`` if the client left before it started.
+        Run ``func`` in a worker thread.
 
         Whatever happens, this does not return while ``func`` runs.  anyio shields the
         wait for the thread from cancellation, so a cancelled request hears of it
-        through its reader (see :meth:`tick`).
+        through its reader (see :meth:`tick`).  A request whose client left while it
+        waited for a limiter token gets its thread, which returns at once (see
+        :meth:`thread_begin`): a cancel scope to stop the wait early would cost every
+        request on the hot path.
         """
-        if limiter is None:
-            limiter = anyio.to_thread.current_default_thread_limiter()
         try:
-            if limiter.available_tokens >= 1:
-                # No wait for a token: skip the cancel scope (it costs on the hot path).
-                return await anyio.to_thread.run_sync(func, limiter=limiter)
-            self._wait_scope = anyio.CancelScope()
-            with self._wait_scope:
-                return await anyio.to_thread.run_sync(func, limiter=limiter)
+            return await anyio.to_thread.run_sync(func, limiter=limiter)
         except BaseException:
             # asyncio's Task.cancel() gets through anyio's shield.
             await self.stop_thread()
             raise
-        return None
 
     async def send_response(self, messages: list[Message]) -> None:
         """Send the messages the thread left (its whole response), unless the client left."""
         try:
             if not await self._may_respond():
                 return
-            for message in messages:
-                if _is_final(message):
-                    self._listen_to_the_end()
+            for message in messages[:-1]:
                 await self._send(message)
+            # The last message is the final one.
+            self._listen_to_the_end()
+            await self._send(messages[-1])
         except OSError:
             return  # the client went away: nobody left to tell
 
@@ -325,12 +319,8 @@ class Exchange:
             if error is not None and self.error is None:
                 self.error = error
             self.aborted = True
-            started = self._thread_started
             wakeup, self._reader_wakeup = self._reader_wakeup, None
             self._cond.notify_all()
-        if not started and self._wait_scope is not None:
-            # Still waiting for a thread (a limiter token): give up waiting.
-            self._wait_scope.cancel()
         if wakeup is not None:
             wakeup.set()
 

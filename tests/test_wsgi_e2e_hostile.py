@@ -20,7 +20,7 @@ from asgibridge_any.wsgi import WsgiToAsgi
 from tests.test_e2e_servers import anyio_backend, server_kind, serving
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
     from anyio.abc import SocketStream
 
@@ -107,26 +107,40 @@ class Tracker:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.running = 0
+        #: how many times the adapter received http.disconnect
+        self.disconnects = 0
         self._changed = anyio.Event()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        async def watched_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.disconnects += 1
+                self._changed.set()
+            return message
+
         self.running += 1
         self._changed.set()
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, watched_receive, send)
         finally:
             self.running -= 1
             self._changed.set()
 
-    async def wait_running(self, count: int) -> None:
-        """Wait until exactly ``count`` calls are running (fails after 5 s)."""
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds (fails after 5 s)."""
         with anyio.fail_after(5):
-            while self.running != count:
+            while not predicate():
                 self._changed = anyio.Event()
                 await self._changed.wait()
+
+    async def wait_running(self, count: int) -> None:
+        """Wait until exactly ``count`` calls are running (fails after 5 s)."""
+        await self.wait_until(lambda: self.running == count)
 
     async def wait_idle(self) -> None:
         """Wait until every call returned (fails after 5 s)."""
@@ -307,8 +321,8 @@ async def test_request_whose_client_left_while_queued_for_a_thread_is_not_starte
             await served.tracker.wait_running(2)
             await anyio.wait_all_tasks_blocked()
             assert served.limiter.statistics().tasks_waiting == 1
-        # The adapter notices the client left and stops waiting for a token.
-        await served.tracker.wait_running(1)
+        # The adapter hears that the client left while it waits for a token.
+        await served.tracker.wait_until(lambda: served.tracker.disconnects == 1)
         served.state.release.set()
         await served.settled()
     assert served.state.paths == ["/block"]
