@@ -60,7 +60,7 @@ def _path_info(scope: Mapping[str, Any]) -> str:
     if raw_path is None:
         return path.encode("utf-8").decode("latin-1")
     if not isinstance(raw_path, bytes):
-        raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError (SPEC)
+        raise ValueError(  # noqa: TRY004 - malformed scopes are ValueErrors here
             f"ASGI http scope['raw_path'] must be bytes or None, got {type(raw_path).__name__}"
         )
     # A request target in absolute form ("http://host/path") or a query string that a
