@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 __all__ = ("TooManyHeaders", "body_is_empty", "build_environ")
 
@@ -50,25 +51,54 @@ def _address(scope: Mapping[str, Any], name: str) -> tuple[str, int | None] | No
     return value[0], value[1]
 
 
+def _path_info(scope: Mapping[str, Any]) -> str:
+    # PEP 3333 wants the percent-decoded bytes of the request path, as latin-1.  The
+    # scope's ``path`` went through UTF-8 decoding already (lossy for bytes that are not
+    # UTF-8, such as %FF), so ``raw_path`` is the source when the server gives it.
+    path: str = _field(scope, "path", str)
+    raw_path = scope.get("raw_path")
+    if raw_path is None:
+        return path.encode("utf-8").decode("latin-1")
+    if not isinstance(raw_path, bytes):
+        raise ValueError(  # noqa: TRY004 - malformed scopes are ValueErrors here
+            f"ASGI http scope['raw_path'] must be bytes or None, got {type(raw_path).__name__}"
+        )
+    # A request target in absolute form ("http://host/path") or a query string that a
+    # server left in: keep the path alone.
+    if not raw_path.startswith(b"/") and b"://" in raw_path:
+        raw_path = b"/" + raw_path.split(b"://", 1)[1].partition(b"/")[2]
+    raw_path = raw_path.partition(b"?")[0]
+    if b"%" in raw_path:
+        raw_path = unquote_to_bytes(raw_path)
+    return raw_path.decode("latin-1")
+
+
 def build_environ(
-    scope: Mapping[str, Any], body: object, duplicate_header_limit: int | None
+    scope: Mapping[str, Any],
+    body: object,
+    duplicate_header_limit: int | None,
+    underscores_in_headers: bool = False,
 ) -> dict[str, Any]:
     """
     Build the PEP 3333 environ of one ASGI ``http`` request.
 
-    Paths are presented as PEP 3333 "bytes as latin-1" strings: the UTF-8 bytes of the
-    scope's path, ``root_path`` going to ``SCRIPT_NAME`` and the rest to ``PATH_INFO``.
-    Repeated headers are joined with ``","`` (``Cookie`` with ``"; "``, as RFC 9113 asks).
+    Paths are presented as PEP 3333 "bytes as latin-1" strings: the percent-decoded bytes
+    of the scope's ``raw_path`` (the UTF-8 bytes of ``path`` when there is none), with
+    ``root_path`` going to ``SCRIPT_NAME`` and the rest to ``PATH_INFO``.  Repeated
+    headers are joined with ``","`` (``Cookie`` with ``"; "``, as RFC 9113 asks).
+    Headers whose name contains ``_`` are dropped unless ``underscores_in_headers``: in
+    the environ they would be indistinguishable from, and merged with, their dashed twin.
 
     :param scope: the ASGI connection scope
     :param body: the object to expose as ``wsgi.input``
     :param duplicate_header_limit: most values one header may have; ``None`` or ``0``: no limit
+    :param underscores_in_headers: keep headers whose name contains ``_``
     :returns: the environ, with the scope itself under ``"asgi.scope"``
     :raises TooManyHeaders: if a header has more values than ``duplicate_header_limit``
     :raises ValueError: if a scope field is missing or has the wrong type
     """
     method = _field(scope, "method", str)
-    path = _field(scope, "path", str)
+    path_info = _path_info(scope)
     query_string = _field(scope, "query_string", bytes, b"")
     root_path = _field(scope, "root_path", str, "")
     http_version = _field(scope, "http_version", str, "1.1")
@@ -76,7 +106,6 @@ def build_environ(
     headers = _field(scope, "headers", Iterable, ())
 
     script_name = root_path.encode("utf-8").decode("latin-1")
-    path_info = path.encode("utf-8").decode("latin-1")
     # Servers following ASGI 2.4 put root_path inside path; older ones do not.  Strip it
     # only on a segment boundary so that root "/app" does not eat "/application".
     if script_name and path_info.startswith(script_name):
@@ -131,6 +160,8 @@ def build_environ(
                 f"ASGI http scope['headers'] names and values must be bytes, got {header!r}"
             )
         name = raw_name.decode("latin-1")
+        if "_" in name and not underscores_in_headers:
+            continue
         if name == "content-length":
             key = "CONTENT_LENGTH"
         elif name == "content-type":

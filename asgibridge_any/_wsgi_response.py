@@ -51,6 +51,13 @@ def _parse_status(status: object) -> int:
         raise ValueError(
             f"start_response() status must start with a 3-digit code, got {status!r}"
         )
+    if not "200" <= code <= "599":
+        # 1xx answers are the server's business (100 Continue, 101 Switching Protocols
+        # needs a protocol switch WSGI cannot do); an ASGI server takes any status it is
+        # given as the final one.
+        raise ValueError(
+            f"start_response() status must be a final status from 200 to 599, got {status!r}"
+        )
     return int(code)
 
 
@@ -108,6 +115,7 @@ class Responder:
         self._sent = 0
         self._local: list[Message] = []
         self._streaming = False
+        self._done = False
 
     # -- PEP 3333 callables ---------------------------------------------------------------
 
@@ -142,6 +150,11 @@ class Responder:
         """Send ``data`` before returning (the legacy PEP 3333 ``write()`` callable)."""
         if self._start is None:
             raise RuntimeError("write() was called before start_response()")
+        if self._done:
+            raise RuntimeError(
+                "write() was called after the response finished; call it only while "
+                "the application runs or its iterable is iterated"
+            )
         self._chunk(data)
         self._go_streaming()
 
@@ -158,6 +171,7 @@ class Responder:
         try:
             return self._run()
         finally:
+            self._done = True
             self._exchange.thread_finish()
 
     def _run(self) -> Outcome:

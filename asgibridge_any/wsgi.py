@@ -19,10 +19,10 @@ import anyio.to_thread
 
 from ._asgi_to_wsgi import AsgiToWsgi
 from ._wsgi_environ import TooManyHeaders, body_is_empty, build_environ
-from ._wsgi_exchange import Exchange
+from ._wsgi_exchange import Disconnected, Exchange
 from ._wsgi_input import WsgiInput
 from ._wsgi_response import Responder
-from ._wsgi_wakeup import current_waker
+from ._wsgi_wakeup import current_loop
 
 if TYPE_CHECKING:
     from .typing import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -36,6 +36,9 @@ _WsgiApp = Callable[
 ]
 
 _DEFAULT_MAX_BUFFER = 1024 * 1024
+_DEFAULT_MAX_SPOOL = 64 * 1024 * 1024
+#: The environ key of the :class:`~asgibridge_any._wsgi_exchange.Disconnected` flag.
+_DISCONNECTED_KEY = "asgibridge_any.disconnected"
 _BAD_REQUEST_BODY = b"Bad Request: Too many duplicate headers"
 
 
@@ -43,6 +46,7 @@ def _check_options(
     duplicate_header_limit: int | None,
     limiter: anyio.CapacityLimiter | None,
     max_buffer: int,
+    max_spool: int,
 ) -> None:
     if duplicate_header_limit is not None and (
         not isinstance(duplicate_header_limit, int) or duplicate_header_limit < 0
@@ -59,6 +63,10 @@ def _check_options(
         raise ValueError(
             f"max_buffer must be a positive number of bytes, got {max_buffer!r}"
         )
+    if not isinstance(max_spool, int) or max_spool < 0:
+        raise ValueError(
+            f"max_spool must be a number of bytes, 0 or more, got {max_spool!r}"
+        )
 
 
 class WsgiToAsgi:
@@ -68,16 +76,28 @@ class WsgiToAsgi:
     Each ``http`` request runs the WSGI application in a worker thread, at most as many at
     once as ``limiter`` allows.  The application is called before the request body arrives
     and reads it as it comes through ``environ["wsgi.input"]``; its response goes out as it
-    is produced, the thread waiting when the client reads slowly.  ``lifespan`` events are
-    answered, ``websocket`` connections closed, any other scope type is a :exc:`ValueError`.
+    is produced, the thread waiting when the client reads slowly.  The adapter keeps
+    listening to the client meanwhile: a client that leaves is noticed within about a
+    second, whatever the application reads, and ``environ["asgibridge_any.disconnected"]``
+    tells the application (``is_set()``, ``wait(timeout)``).  ``lifespan`` events are
+    answered, ``websocket`` connections closed, any other scope type is a
+    :exc:`ValueError`.
 
     :param wsgi_application: the PEP 3333 application
     :param duplicate_header_limit: answer ``400 Bad Request``, without calling the
         application, to a request repeating one header more often; ``None`` for no limit
     :param limiter: bounds the number of requests running at once (default: anyio's
         default thread limiter)
-    :param max_buffer: most bytes of request body read ahead of the application, and of
-        response body queued ahead of the client, per request
+    :param max_buffer: most bytes of request body held in memory ahead of the
+        application, and of response body queued ahead of the client, per request
+    :param max_spool: most bytes of request body kept in a temporary file, beyond
+        ``max_buffer``, for an application that stopped reading (so that the adapter can
+        keep listening to the client); past it the request is cut: the application sees
+        a disconnect, the client gets ``413`` if no response started.  ``0``: no file
+    :param underscores_in_headers: pass request headers whose name contains ``_`` to the
+        application; by default they are dropped, since ``X_Forwarded_For`` and
+        ``X-Forwarded-For`` would both become ``HTTP_X_FORWARDED_FOR``, letting a client
+        slip a value past a proxy that only filters the dashed form
     :raises TypeError: if ``wsgi_application`` is not a sync callable
     :raises ValueError: if an option is out of range
     """
@@ -89,6 +109,8 @@ class WsgiToAsgi:
         *,
         limiter: anyio.CapacityLimiter | None = None,
         max_buffer: int = _DEFAULT_MAX_BUFFER,
+        max_spool: int = _DEFAULT_MAX_SPOOL,
+        underscores_in_headers: bool = False,
     ) -> None:
         if not callable(wsgi_application):
             raise TypeError(
@@ -101,11 +123,13 @@ class WsgiToAsgi:
                 f"WsgiToAsgi() wraps sync WSGI applications, got async {wsgi_application!r}; "
                 "an async application is ASGI already: serve it directly"
             )
-        _check_options(duplicate_header_limit, limiter, max_buffer)
+        _check_options(duplicate_header_limit, limiter, max_buffer, max_spool)
         self.wsgi_application = wsgi_application
         self.duplicate_header_limit = duplicate_header_limit
         self.limiter = limiter
         self.max_buffer = max_buffer
+        self.max_spool = max_spool
+        self.underscores_in_headers = underscores_in_headers
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -120,6 +144,8 @@ class WsgiToAsgi:
             self.duplicate_header_limit,
             limiter=self.limiter,
             max_buffer=self.max_buffer,
+            max_spool=self.max_spool,
+            underscores_in_headers=self.underscores_in_headers,
         )
         await instance(scope, receive, send)
 
@@ -138,12 +164,16 @@ class WsgiToAsgiInstance:
         *,
         limiter: anyio.CapacityLimiter | None = None,
         max_buffer: int = _DEFAULT_MAX_BUFFER,
+        max_spool: int = _DEFAULT_MAX_SPOOL,
+        underscores_in_headers: bool = False,
     ) -> None:
-        _check_options(duplicate_header_limit, limiter, max_buffer)
+        _check_options(duplicate_header_limit, limiter, max_buffer, max_spool)
         self.wsgi_application = wsgi_application
         self.duplicate_header_limit = duplicate_header_limit
         self.limiter = limiter
         self.max_buffer = max_buffer
+        self.max_spool = max_spool
+        self.underscores_in_headers = underscores_in_headers
         self.scope: MutableMapping[str, Any] | None = None
 
     async def __call__(
@@ -185,13 +215,17 @@ class WsgiToAsgiInstance:
         :returns: the environ
         :raises ValueError: if the scope is malformed or repeats a header too often
         """
-        return build_environ(scope, body, self.duplicate_header_limit)
+        return build_environ(
+            scope, body, self.duplicate_header_limit, self.underscores_in_headers
+        )
 
     async def _http(
         self, scope: Mapping[str, Any], receive: _Receive, send: _Send
     ) -> None:
         try:
-            environ = build_environ(scope, None, self.duplicate_header_limit)
+            environ = build_environ(
+                scope, None, self.duplicate_header_limit, self.underscores_in_headers
+            )
         except TooManyHeaders:
             await send(
                 {
@@ -202,37 +236,39 @@ class WsgiToAsgiInstance:
             )
             await send({"type": "http.response.body", "body": _BAD_REQUEST_BODY})
             return
-        async with anyio.create_task_group() as task_group:
-            exchange = Exchange(
-                receive, send, task_group, current_waker(), self.max_buffer
-            )
-            environ["wsgi.input"] = WsgiInput(
-                None if body_is_empty(environ) else exchange.thread_take
-            )
-            responder = Responder(self.wsgi_application, environ, exchange)
-            try:
-                outcome = await anyio.to_thread.run_sync(
-                    responder.run, limiter=self.limiter
+        outcome = None
+        exchange: Exchange | None = None
+        try:
+            async with anyio.create_task_group() as task_group:
+                exchange = Exchange(
+                    receive,
+                    send,
+                    task_group,
+                    current_loop(),
+                    self.max_buffer,
+                    self.max_spool,
+                    wait_for_request=body_is_empty(environ),
                 )
-            except BaseException:
-                # Never return while the application still runs in its thread.
-                await exchange.stop_thread()
-                raise
-            finally:
-                # The body reader may still wait for a disconnect: it is no longer needed.
-                exchange.reader_scope.cancel()
-        if exchange.error is not None:
+                try:
+                    environ["wsgi.input"] = WsgiInput(exchange.thread_take)
+                    environ[_DISCONNECTED_KEY] = Disconnected(exchange)
+                    responder = Responder(self.wsgi_application, environ, exchange)
+                    outcome = await exchange.run_thread(responder.run, self.limiter)
+                    if (
+                        outcome is not None
+                        and outcome.messages
+                        and not exchange.aborted
+                    ):
+                        await exchange.send_response(outcome.messages)
+                    await exchange.finish()
+                finally:
+                    exchange.close()
+        finally:
+            if exchange is not None:
+                exchange.release()
+        if exchange is not None and exchange.error is not None:
             raise exchange.error
-        if not exchange.aborted and outcome.messages:
-            try:
-                await exchange.ensure_request_seen()
-                if exchange.aborted:
-                    return  # the client left before its request arrived
-                for message in outcome.messages:
-                    await send(message)
-            except OSError:
-                return  # the client went away: nobody left to tell
-        if outcome.error is not None:
+        if outcome is not None and outcome.error is not None:
             raise outcome.error
 
 

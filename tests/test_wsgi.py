@@ -28,7 +28,10 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 def http_scope(**fields: Any) -> dict[str, Any]:
-    """Return a complete ``http`` scope, with ``fields`` replacing the defaults."""
+    """Return a complete ``http`` scope, with ``fields`` replacing the defaults.
+
+    ``raw_path`` follows ``path`` (its UTF-8 bytes) unless given.
+    """
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -44,6 +47,8 @@ def http_scope(**fields: Any) -> dict[str, Any]:
         "client": ("127.0.0.1", 50000),
     }
     scope.update(fields)
+    if "raw_path" not in fields and isinstance(scope["path"], str):
+        scope["raw_path"] = scope["path"].encode("utf-8")
     return scope
 
 
@@ -63,13 +68,22 @@ class Driver:
         self.receive_calls = 0
         #: set on the first call of receive()
         self.receiving = anyio.Event()
+        self._receive_called = anyio.Event()
         self.done = anyio.Event()
         self.error: BaseException | None = None
 
     async def receive(self) -> Message:
         self.receive_calls += 1
         self.receiving.set()
+        self._receive_called.set()
         return await self.inbox[1].receive()
+
+    async def wait_receive_calls(self, count: int) -> None:
+        """Wait until the application called ``receive()`` ``count`` times (fails after 5 s)."""
+        with anyio.fail_after(5):
+            while self.receive_calls < count:
+                self._receive_called = anyio.Event()
+                await self._receive_called.wait()
 
     async def send(self, message: Any) -> None:
         await self.outbox[0].send(dict(message))

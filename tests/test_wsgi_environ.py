@@ -166,3 +166,32 @@ async def test_app_sees_the_environ_of_its_request() -> None:
     assert seen[0]["QUERY_STRING"] == "q=1"
     assert seen[0]["HTTP_X_A"] == "b"
     assert seen[0]["asgi.scope"] is scope
+
+
+@pytest.mark.parametrize(
+    ("fields", "path_info"),
+    [
+        ({"path": "/env/\ufffd", "raw_path": b"/env/%FF"}, "/env/\xff"),
+        ({"path": "/a b", "raw_path": b"/a%20b?not=query"}, "/a b"),
+        ({"path": "/caf\xe9", "raw_path": None}, "/caf\xc3\xa9"),
+        ({"path": "/x", "raw_path": b"http://host:80/x%2Fy"}, "/x/y"),
+        ({"path": "/app/%FF", "raw_path": b"/app/%FF", "root_path": "/app"}, "/\xff"),
+    ],
+    ids=["non-utf8-byte", "query-left-in", "no-raw-path", "absolute-form", "root-path"],
+)
+def test_path_info_is_the_percent_decoded_raw_path_as_latin1(
+    fields: dict[str, Any], path_info: str
+) -> None:
+    assert environ_of(http_scope(**fields))["PATH_INFO"] == path_info
+
+
+def test_raw_path_that_is_not_bytes_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="'raw_path'"):
+        environ_of(http_scope(raw_path="/"))
+
+
+def test_header_names_with_underscores_are_left_out_by_default() -> None:
+    scope = http_scope(headers=[(b"x_a", b"1"), (b"x-b", b"2")])
+    environ = environ_of(scope)
+    assert "HTTP_X_A" not in environ
+    assert environ["HTTP_X_B"] == "2"

@@ -94,3 +94,33 @@ async def test_task_cancelled_while_waiting_for_a_thread_never_calls_the_app() -
     release.set()
     await asyncio.wait_for(first, 5)
     assert paths == ["/first"]
+
+
+async def test_repeated_task_cancel_still_waits_for_the_thread() -> None:
+    """Test that Task.cancel() called again and again (anyio's shields cannot stop it)
+    does not let the request return while the application still runs in its thread."""
+    running = threading.Event()
+    release = threading.Event()
+    finished: list[bool] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        running.set()
+        release.wait(5)
+        finished.append(True)
+        start_response("200 OK", [])
+        return []
+
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    adapter: Any = WsgiToAsgi(app)
+    task = asyncio.create_task(adapter(http_scope(), inbox.get, outbox.put))
+    assert await asyncio.to_thread(running.wait, 5)
+    for _ in range(3):
+        task.cancel()
+        await anyio.wait_all_tasks_blocked()
+        assert not task.done()
+    release.set()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert task in done
+    assert task.cancelled()
+    assert finished == [True]

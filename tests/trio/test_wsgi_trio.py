@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import trio
+import trio.testing
 
 from asgibridge_any.wsgi import WsgiToAsgi
 from tests.test_wsgi import Message, http_scope, upper_lines_app
@@ -68,3 +69,45 @@ async def test_cancelled_nursery_releases_the_thread() -> None:
             assert await trio.to_thread.run_sync(waiting.wait, 5)
             nursery.cancel_scope.cancel()
     assert len(failures) == 1
+
+
+async def test_repeated_cancellation_still_waits_for_the_thread() -> None:
+    """Test that cancelling the request's scope, then an outer one, does not let the
+    request return while the application still runs in its thread."""
+    running = threading.Event()
+    release = threading.Event()
+    events: list[str] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        running.set()
+        release.wait(5)
+        events.append("app finished")
+        start_response("200 OK", [])
+        return []
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    async def send(message: Message) -> None:
+        events.append(message["type"])
+
+    adapter: Any = WsgiToAsgi(app)
+    outer, inner = trio.CancelScope(), trio.CancelScope()
+
+    async def request() -> None:
+        try:
+            with outer, inner:
+                await adapter(http_scope(), receive, send)
+        finally:
+            events.append("request returned")
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(request)
+            assert await trio.to_thread.run_sync(running.wait, 5)
+            for scope in (inner, inner, outer):
+                scope.cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                assert events == []
+            release.set()
+    assert events == ["app finished", "request returned"]
