@@ -65,7 +65,15 @@ WATCH_INTERVAL = 0.05
 class Serving:
     """Work run by the thread that made this object, while it waits in :meth:`serve`."""
 
-    __slots__ = ("_items", "_signal", "fallback", "finished", "outer", "thread_id")
+    __slots__ = (
+        "_items",
+        "_signal",
+        "facade",
+        "fallback",
+        "finished",
+        "outer",
+        "thread_id",
+    )
 
     def __init__(
         self,
@@ -85,6 +93,8 @@ class Serving:
         self.outer = outer
         #: Where work goes once this one finished and there is no outer one.
         self.fallback = fallback
+        #: The public CurrentThreadExecutor showing this object, once one was asked for.
+        self.facade: Any = None
 
     def live(self) -> Serving | None:
         """The nearest Serving in the chain that still takes work, if any."""

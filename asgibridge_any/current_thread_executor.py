@@ -38,12 +38,16 @@ class CurrentThreadExecutor(Executor):
     def __init__(self, old_executor: CurrentThreadExecutor | None = None) -> None:
         outer = None if old_executor is None else old_executor._serving
         self._serving = Serving(outer)
+        self._serving.facade = self
 
     @classmethod
     def _wrap(cls, serving: Serving) -> CurrentThreadExecutor:
-        # A view of the bridge's own serving queue (AsyncToSync.executors.current).
-        executor = cls.__new__(cls)
-        executor._serving = serving
+        # The view of the bridge's own serving queue (AsyncToSync.executors.current):
+        # one per queue, so that asking twice gives the same object.
+        executor: CurrentThreadExecutor | None = serving.facade
+        if executor is None:
+            executor = serving.facade = cls.__new__(cls)
+            executor._serving = serving
         return executor
 
     @property
