@@ -297,11 +297,7 @@ class ApplicationCommunicator:
             task.cancel()
         # The block's own exception is not handed to the task group (which would wrap
         # it in an ExceptionGroup); only a cancellation is, so that it is honoured.
-        # ApplicationCancelled is an asyncio.CancelledError but reports the
-        # application's end, not a cancellation of this block.
-        if isinstance(exc_val, anyio.get_cancelled_exc_class()) and not isinstance(
-            exc_val, ApplicationCancelled
-        ):
+        if isinstance(exc_val, anyio.get_cancelled_exc_class()):
             await task_group.__aexit__(exc_type, exc_val, exc_tb)
         else:
             await task_group.__aexit__(None, None, None)
