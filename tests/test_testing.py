@@ -388,6 +388,15 @@ async def test_future_starts_the_app_and_awaiting_it_gives_the_outcome() -> None
     assert isinstance(failing.future.exception(), Failure)
 
 
+async def test_future_of_a_cancelled_app_is_cancelled_and_returns_none() -> None:
+    """Test the documented difference: asgiref's task would raise CancelledError here."""
+    comm = ApplicationCommunicator(Tracked(), {})
+    await _cancel_by_receive_output_timeout(comm)
+    assert comm.future.cancelled()
+    assert comm.future.result() is None  # type: ignore[func-returns-value]
+    await comm.future
+
+
 async def test_double_callable_apps_are_accepted() -> None:
     class Legacy:
         def __init__(self, scope: Any) -> None:
