@@ -6,23 +6,30 @@ application's ``receive`` and collects what it passes to ``send``. It works unde
 and trio, as a plain object (the application runs in a background task) or as
 ``async with ApplicationCommunicator(app, scope) as comm:`` (the application runs in a task
 group that the block owns, and is stopped when the block ends).
+
+Once the application has been cancelled (a :meth:`~ApplicationCommunicator.receive_output`
+or :meth:`~ApplicationCommunicator.wait` that timed out, or
+:meth:`~ApplicationCommunicator.stop`), the communicator's calls raise
+:exc:`ApplicationCancelled`, an :exc:`asyncio.CancelledError`, as asgiref's raise the
+outcome of their cancelled asyncio task.
 """
 
 from __future__ import annotations
 
-__all__ = ("ApplicationCommunicator",)
+__all__ = ("ApplicationCancelled", "ApplicationCommunicator")
 
+import asyncio
 import contextvars
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
 
+from ._backends._background import start_background_task
 from ._server_instance import ApplicationInstanceTask
 from ._server_queue import ApplicationQueue, NoMoreMessages
-from ._testing_background import start_background_task
 from .compatibility import guarantee_single_callable
 
 if TYPE_CHECKING:
@@ -33,6 +40,24 @@ if TYPE_CHECKING:
     from .typing import ASGI3Application
 
 
+# Only the exception type comes from asyncio: asgiref's users catch asyncio.CancelledError.
+class ApplicationCancelled(asyncio.CancelledError):
+    """
+    Raised by an :class:`ApplicationCommunicator` whose application has been cancelled.
+
+    asgiref's communicator re-raises the outcome of its application's asyncio task, which
+    is :exc:`asyncio.CancelledError` once the task was cancelled. This class *is* an
+    :exc:`asyncio.CancelledError`, so tests written for asgiref
+    (``pytest.raises(asyncio.CancelledError)``, or Channels'
+    ``WebsocketCommunicator.disconnect()`` after a timeout) behave the same under asyncio.
+
+    trio's own :exc:`trio.Cancelled` can only be raised by trio, for one of its cancel
+    scopes, so under trio the communicator raises this same class. Catch
+    :exc:`ApplicationCancelled` in a test meant for both loops. Like any cancellation it
+    derives from :exc:`BaseException`: ``except Exception`` does not catch it.
+    """
+
+
 class ApplicationCommunicator:
     """
     Run an ASGI application for a test, sending it messages and receiving what it sends.
@@ -41,7 +66,11 @@ class ApplicationCommunicator:
     :meth:`receive_output`, :meth:`receive_nothing` or :meth:`wait`, in an *empty*
     :mod:`contextvars` context (as under a real server: nothing the test set leaks in).
     An exception the application raised is re-raised by the next of those calls (and by
-    ``stop()`` and the end of an ``async with`` block, if no call raised it yet).
+    ``stop()`` and the end of an ``async with`` block, if no call raised it yet). Once the
+    application was cancelled (a timeout of :meth:`receive_output` or :meth:`wait`,
+    :meth:`stop`), :meth:`send_input`, :meth:`receive_output`, :meth:`receive_nothing`
+    and ``stop()`` raise :exc:`ApplicationCancelled`, as asgiref's raise
+    :exc:`asyncio.CancelledError`; :meth:`wait` returns.
 
     Outside ``async with``, the application runs as a background task (on trio, a system
     task); inside, it runs in a task group owned by the block and is cancelled, and waited
@@ -115,6 +144,16 @@ class ApplicationCommunicator:
             self._failure_raised = True
             raise failure
 
+    def _raise_outcome(self, task: ApplicationInstanceTask) -> None:
+        # asgiref's calls start with future.result() once the task is done: the
+        # application's exception, or CancelledError if it was cancelled.
+        self._raise_failure(task)
+        if task.cancelled():
+            raise ApplicationCancelled(
+                "the application was cancelled (a timeout or stop() of this "
+                "communicator); create a new ApplicationCommunicator to run it again"
+            )
+
     async def _cancel_and_wait(self, task: ApplicationInstanceTask) -> None:
         task.cancel()
         await task.wait()
@@ -127,9 +166,10 @@ class ApplicationCommunicator:
 
         :param message: the ASGI event to deliver
         :raises Exception: what the application raised, if it failed
+        :raises ApplicationCancelled: if the application was cancelled
         """
         task = self._started()
-        self._raise_failure(task)
+        self._raise_outcome(task)
         await self.input_queue.put(message)
 
     async def receive_output(self, timeout: float = 1) -> Any:  # noqa: ASYNC109
@@ -139,16 +179,17 @@ class ApplicationCommunicator:
         :param timeout: seconds to wait
         :returns: the message
         :raises Exception: what the application raised, if it failed before sending
+        :raises ApplicationCancelled: if the application was cancelled before sending
         :raises TimeoutError: if nothing arrived in time (the application is then
             cancelled), or the application finished without sending another message
         """
         task = self._started()
-        self._raise_failure(task)
+        self._raise_outcome(task)
         try:
             with anyio.fail_after(timeout):
                 return await self.output_queue.get()
         except NoMoreMessages:
-            self._raise_failure(task)
+            self._raise_outcome(task)
             raise TimeoutError(
                 "the application finished without sending another message"
             ) from None
@@ -174,9 +215,10 @@ class ApplicationCommunicator:
         :returns: ``True`` if no message is waiting, ``False`` otherwise (the message
             stays for :meth:`receive_output`)
         :raises Exception: what the application raised, if it failed
+        :raises ApplicationCancelled: if the application was cancelled before the call
         """
         task = self._started()
-        self._raise_failure(task)
+        self._raise_outcome(task)
         if timeout > 0:
             with anyio.move_on_after(max(timeout, interval)):
                 await self.output_queue.wait_not_empty()
@@ -191,7 +233,8 @@ class ApplicationCommunicator:
         """
         Wait up to ``timeout`` seconds for the application to finish.
 
-        Returns normally if it returned or was cancelled.
+        Returns normally if it returned or was cancelled (so ``comm.stop()`` followed by
+        ``await comm.wait()`` cancels the application and waits until it has finished).
 
         :param timeout: seconds to wait
         :raises Exception: what the application raised
@@ -207,25 +250,27 @@ class ApplicationCommunicator:
             raise
         self._raise_failure(task)
 
-    def stop(self, exceptions: bool = True) -> _Stopping:
+    def stop(self, exceptions: bool = True) -> None:
         """
-        Cancel the application if it is running.
+        Cancel the application if it is running; return at once, as asgiref's does.
 
-        The cancellation is requested at once, so a plain ``comm.stop()`` works as in
-        asgiref; ``await comm.stop()`` also waits until the application has finished.
+        The application is cancelled at its next checkpoint; ``await comm.wait()``
+        afterwards waits until it has finished.
 
-        :param exceptions: whether to raise what the application raised
-        :returns: an awaitable that waits for the application to finish
-        :raises Exception: what the application raised, if it already failed (or, when
-            awaited, failed while stopping) and ``exceptions`` is true
+        :param exceptions: whether to raise the outcome of an application that has
+            already finished
+        :raises Exception: what the application raised, if it already failed and
+            ``exceptions`` is true
+        :raises ApplicationCancelled: if the application had already been cancelled and
+            has finished, and ``exceptions`` is true
         """
         task = self._task
-        if task is not None:
-            if not task.done():
-                task.cancel()
-            elif exceptions:
-                self._raise_failure(task)
-        return _Stopping(self, task, exceptions)
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        elif exceptions:
+            self._raise_outcome(task)
 
     # --- structured form -------------------------------------------------------------------
 
@@ -261,28 +306,3 @@ class ApplicationCommunicator:
             await task.wait()
             if exc_val is None and not self._failure_raised:
                 self._raise_failure(task)
-
-
-class _Stopping:
-    # What stop() returns: nothing happens unless awaited, so ignoring it is fine.
-
-    def __init__(
-        self,
-        communicator: ApplicationCommunicator,
-        task: ApplicationInstanceTask | None,
-        exceptions: bool,
-    ) -> None:
-        self._communicator = communicator
-        self._task = task
-        self._exceptions = exceptions
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._wait().__await__()
-
-    async def _wait(self) -> None:
-        if self._task is None:
-            await anyio.lowlevel.checkpoint()
-            return
-        await self._task.wait()
-        if self._exceptions:
-            self._communicator._raise_failure(self._task)

@@ -1,1 +1,1 @@
-"""Benchmarks of asgibridge_any side by side with asgiref, a2wsgi and raw anyio (issue 8)."""
+"""Benchmarks of asgibridge_any side by side with asgiref, a2wsgi and raw anyio."""

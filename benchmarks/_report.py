@@ -84,7 +84,7 @@ def table(case: Case, rounds: int) -> str:
 
 def goals_summary(cases: list[Case]) -> str:
     """Return one line per goal of the issue: the ratio and whether it is met."""
-    lines = ["Goals (issue 8):"]
+    lines = ["Goals:"]
     for case in cases:
         for goal in case.goals:
             ratio, met = case.goal_met(goal)

@@ -75,7 +75,7 @@ def _s2a_sampler(loop: str, s2a: S2A | None, thread_sensitive: bool) -> Sampler:
 
         value = run_on(loop, lambda: time_async(call, budget))
         if thread_sensitive:
-            # SPEC: outside async_to_sync and contexts, one process-wide thread runs them
+            # As documented: outside async_to_sync and contexts, one process-wide thread runs them
             expect(len(seen) == 1, f"thread-sensitive calls ran on {len(seen)} threads")
         return value
 

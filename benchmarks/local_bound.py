@@ -49,7 +49,7 @@ class _Cell(weakref.ref[Any]):
 
 
 class _MinimalCellLocal(_MinimalLocal):
-    """As above, the value held in a weak cell so it dies with the Local (SPEC: no cycles)."""
+    """As above, the value held in a weak cell so it dies with the Local (as documented: no cycles)."""
 
     __slots__ = ()
 

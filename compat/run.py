@@ -8,6 +8,10 @@ asyncio mode, default warning filters), one pytest process per test file, each t
 to PER_TEST_TIMEOUT seconds. The tests listed in compat/skipped.txt are deselected by id. The
 last line sums up passed/failed/errors/skipped/listed. Arguments: test files to run instead
 of all (``tests/test_server.py``) and extra pytest options (after ``--``).
+
+Then, unless test files were named, compat/channels_check/ runs: Django Channels 4.3's test
+communicators and consumers (installed by the compat dependency group) on this package,
+with every ``import asgiref`` in the process answered by asgibridge_any.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ asyncio_default_fixture_loop_scope = function
 """
 # A hang in one test must not hang CI; asgiref's tests all finish in seconds.
 PER_TEST_TIMEOUT = "60"
+CHANNELS_CHECK = Path(__file__).resolve().parent / "channels_check"
 
 
 def sdist() -> Path:
@@ -121,9 +126,38 @@ def main() -> int:
     args = parser.parse_args()
     extract_tests(sdist())
     try:
-        return run(args.pytest_args)
+        status = run(args.pytest_args)
     finally:
         shutil.rmtree(SUITE, ignore_errors=True)
+    if any(arg.startswith("tests/") for arg in args.pytest_args):
+        return status
+    return run_channels_check() or status
+
+
+def run_channels_check() -> int:
+    """Run compat/channels_check/ (Channels' communicators on this package); return its status."""
+    say("Django Channels communicators on asgibridge_any (compat/channels_check)")
+    environment = dict(os.environ, PYTHONPATH=str(CHANNELS_CHECK))
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(CHANNELS_CHECK / "pytest.ini"),
+        "--rootdir",
+        str(CHANNELS_CHECK),
+        "-p",
+        "asgiref_alias",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        f"timeout={PER_TEST_TIMEOUT}",
+        "-o",
+        "timeout_method=thread",
+        "-q",
+        str(CHANNELS_CHECK),
+    ]
+    return subprocess.run(command, env=environment, check=False).returncode
 
 
 def run(pytest_args: list[str]) -> int:

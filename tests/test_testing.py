@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from asgibridge_any.testing import ApplicationCommunicator
+from asgibridge_any.testing import ApplicationCancelled, ApplicationCommunicator
 
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
@@ -95,7 +95,8 @@ async def test_application_starts_lazily() -> None:
     assert await comm.receive_nothing(timeout=0)
     await anyio.wait_all_tasks_blocked()
     assert app.started
-    await comm.stop()
+    comm.stop()
+    await comm.wait()
 
 
 def test_communicator_can_be_created_outside_any_event_loop(anyio_backend: str) -> None:
@@ -203,7 +204,7 @@ async def test_receive_nothing_reports_whether_a_message_is_waiting() -> None:
     assert await comm.receive_nothing() is False  # the message stays
     assert await comm.receive_output() == {"echo": "x", "scope": None}
     assert await comm.receive_nothing(0.01) is True
-    await comm.stop()
+    comm.stop()
 
 
 async def test_wait_returns_when_the_app_returns() -> None:
@@ -220,14 +221,14 @@ async def test_wait_timeout_raises_and_cancels_the_app() -> None:
     assert app.finished
 
 
-async def test_stop_cancels_and_awaiting_it_waits() -> None:
+async def test_stop_returns_none_and_wait_then_waits_for_the_end() -> None:
     app = Tracked()
     comm = ApplicationCommunicator(app, {})
     await comm.receive_nothing(timeout=0)
     await anyio.wait_all_tasks_blocked()
-    await comm.stop()
-    assert app.finished
+    assert comm.stop() is None  # type: ignore[func-returns-value]
     await comm.wait()  # a cancelled application counts as finished
+    assert app.finished
 
 
 async def test_plain_stop_requests_cancellation_without_waiting() -> None:
@@ -236,6 +237,7 @@ async def test_plain_stop_requests_cancellation_without_waiting() -> None:
     await comm.receive_nothing(timeout=0)
     await anyio.wait_all_tasks_blocked()
     comm.stop()
+    assert not app.finished
     await anyio.wait_all_tasks_blocked()
     assert app.finished
 
@@ -243,9 +245,132 @@ async def test_plain_stop_requests_cancellation_without_waiting() -> None:
 async def test_stop_before_start_does_nothing() -> None:
     app = Tracked()
     comm = ApplicationCommunicator(app, {})
-    comm.stop()
-    await comm.stop()
+    assert comm.stop() is None  # type: ignore[func-returns-value]
+    await anyio.wait_all_tasks_blocked()
     assert not app.started
+
+
+async def _cancel_by_receive_output_timeout(comm: ApplicationCommunicator) -> None:
+    with pytest.raises(TimeoutError):
+        await comm.receive_output(timeout=0.01)
+
+
+async def _cancel_by_wait_timeout(comm: ApplicationCommunicator) -> None:
+    with pytest.raises(TimeoutError):
+        await comm.wait(timeout=0.01)
+
+
+async def _cancel_by_stop(comm: ApplicationCommunicator) -> None:
+    await comm.receive_nothing(timeout=0)
+    await anyio.wait_all_tasks_blocked()  # the application is running
+    comm.stop()
+    await comm.wait()
+
+
+_CANCELLATIONS = {
+    "receive_output timeout": _cancel_by_receive_output_timeout,
+    "wait timeout": _cancel_by_wait_timeout,
+    "stop": _cancel_by_stop,
+}
+
+
+async def _send_input(comm: ApplicationCommunicator) -> None:
+    await comm.send_input({"type": "late"})
+
+
+async def _receive_output(comm: ApplicationCommunicator) -> None:
+    await comm.receive_output(timeout=30)
+
+
+async def _receive_nothing(comm: ApplicationCommunicator) -> None:
+    await comm.receive_nothing(timeout=30)
+
+
+async def _stop(comm: ApplicationCommunicator) -> None:
+    comm.stop()
+
+
+_LATER_CALLS = {
+    "send_input": _send_input,
+    "receive_output": _receive_output,
+    "receive_nothing": _receive_nothing,
+    "stop": _stop,
+}
+
+
+@pytest.mark.parametrize("cancel", _CANCELLATIONS.values(), ids=_CANCELLATIONS.keys())
+@pytest.mark.parametrize("call", _LATER_CALLS.values(), ids=_LATER_CALLS.keys())
+async def test_calls_after_the_communicator_cancelled_the_app_raise_application_cancelled(
+    cancel: Callable[[ApplicationCommunicator], Awaitable[None]],
+    call: Callable[[ApplicationCommunicator], Awaitable[None]],
+) -> None:
+    """Test that, as asgiref's raise the cancelled task's CancelledError, later calls raise."""
+    app = Tracked()
+    comm = ApplicationCommunicator(app, {})
+    await cancel(comm)
+    assert app.finished
+    with anyio.fail_after(10), pytest.raises(ApplicationCancelled, match="cancelled"):
+        await call(comm)
+
+
+@pytest.mark.parametrize("cancel", _CANCELLATIONS.values(), ids=_CANCELLATIONS.keys())
+async def test_wait_and_quiet_stop_after_the_app_was_cancelled_return(
+    cancel: Callable[[ApplicationCommunicator], Awaitable[None]],
+) -> None:
+    comm = ApplicationCommunicator(Tracked(), {})
+    await cancel(comm)
+    await comm.wait()
+    comm.stop(exceptions=False)
+
+
+async def test_application_cancelled_is_a_base_exception_like_cancellations() -> None:
+    comm = ApplicationCommunicator(Tracked(), {})
+    await _cancel_by_stop(comm)
+    with pytest.raises(ApplicationCancelled) as caught:
+        await comm.send_input({"type": "late"})
+    assert not isinstance(caught.value, Exception)  # so "except Exception" lets it by
+
+
+async def test_receive_output_waiting_when_stop_is_called_raises_at_once() -> None:
+    comm = ApplicationCommunicator(Tracked(), {})
+    outcome: list[BaseException] = []
+
+    async def receive() -> None:
+        try:
+            await comm.receive_output(timeout=30)
+        except ApplicationCancelled as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()
+            comm.stop()
+    assert len(outcome) == 1
+
+
+async def test_app_that_absorbs_the_cancellation_counts_as_returned() -> None:
+    async def stubborn(scope: Any, receive: Receive, send: Send) -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            return  # absorbed: the application ends normally
+
+    comm = ApplicationCommunicator(stubborn, {})
+    with pytest.raises(TimeoutError):
+        await comm.receive_output(timeout=0.01)
+    assert not comm.future.cancelled()
+    comm.stop()  # nothing to raise: the application returned
+    with pytest.raises(TimeoutError, match="finished without sending"):
+        await comm.receive_output()
+
+
+async def test_structured_form_lets_application_cancelled_through() -> None:
+    with pytest.raises(ApplicationCancelled):  # noqa: PT012 - the block is the subject
+        async with ApplicationCommunicator(Tracked(), {}) as comm:
+            with pytest.raises(TimeoutError):
+                await comm.receive_output(timeout=0.01)
+            await comm.send_input({"type": "late"})
 
 
 async def test_future_starts_the_app_and_awaiting_it_gives_the_outcome() -> None:
@@ -261,6 +386,15 @@ async def test_future_starts_the_app_and_awaiting_it_gives_the_outcome() -> None
     with pytest.raises(Failure):
         await failing.future
     assert isinstance(failing.future.exception(), Failure)
+
+
+async def test_future_of_a_cancelled_app_is_cancelled_and_returns_none() -> None:
+    """Test the documented difference: asgiref's task would raise CancelledError here."""
+    comm = ApplicationCommunicator(Tracked(), {})
+    await _cancel_by_receive_output_timeout(comm)
+    assert comm.future.cancelled()
+    assert comm.future.result() is None  # type: ignore[func-returns-value]
+    await comm.future
 
 
 async def test_double_callable_apps_are_accepted() -> None:

@@ -37,3 +37,18 @@ async def test_plain_form_works_with_asyncio_gather() -> None:
     await asyncio.gather(*(comm.send_input(n) for n, comm in enumerate(comms)))
     results = await asyncio.gather(*(comm.receive_output() for comm in comms))
     assert results == [0, 1, 2]
+
+
+async def test_calls_after_a_timeout_raise_asyncio_cancelled_error_as_asgiref() -> None:
+    """Test the asgiref contract that Channels' ``disconnect()`` after a timeout relies on."""
+    task = asyncio.current_task()
+    assert task is not None
+    before = task.cancelling()
+    comm = ApplicationCommunicator(forever_app, {})
+    with pytest.raises(TimeoutError):
+        await comm.receive_output(timeout=0.01)
+    with pytest.raises(asyncio.CancelledError):
+        await comm.send_input({"type": "websocket.disconnect"})
+    # The caller's task is not being cancelled: it goes on as usual.
+    assert task.cancelling() == before
+    await asyncio.sleep(0)

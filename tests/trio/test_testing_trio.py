@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from asgibridge_any.testing import ApplicationCommunicator
+from asgibridge_any.testing import ApplicationCancelled, ApplicationCommunicator
 
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
@@ -58,3 +58,18 @@ async def test_trio_cancellation_of_the_caller_does_not_leak_into_the_app() -> N
     await comm.send_input("go")
     assert await comm.receive_output() == "after the caller's cancellation"
     assert received == ["go"]
+
+
+async def test_calls_after_a_timeout_raise_application_cancelled_under_trio() -> None:
+    """Test that trio gets the communicator's own class, and its run is not cancelled."""
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        await trio.sleep_forever()
+
+    comm = ApplicationCommunicator(app, {})
+    with pytest.raises(TimeoutError):
+        await comm.receive_output(timeout=0.01)
+    with pytest.raises(ApplicationCancelled) as caught:
+        await comm.send_input({"type": "websocket.disconnect"})
+    assert not isinstance(caught.value, trio.Cancelled)
+    await trio.lowlevel.checkpoint()  # the caller is not inside a cancelled scope

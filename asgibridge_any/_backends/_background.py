@@ -1,8 +1,9 @@
 # Start a task with no task group to own it, on asyncio or trio.
 #
-# The one loop-specific piece of testing.py: ApplicationCommunicator used outside
-# ``async with`` must run the application in the background, as asgiref's does with
-# asyncio.create_task(). Kept here so that testing.py itself stays loop-neutral.
+# The one loop-specific piece of the testing helper: ApplicationCommunicator used
+# outside ``async with`` must run the application in the background, as asgiref's does
+# with asyncio.create_task(). It lives with the other per-loop code so that testing.py
+# stays loop-neutral; it needs no LoopHandle, so it is a plain function of its own.
 
 from __future__ import annotations
 
