@@ -31,7 +31,7 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 pytest-other-pythons: $(STAMP)
-	PYTHON_VERSIONS='$(PYTHON_VERSIONS)' sh tools/pytest_each_python.sh $(BIN)/python
+	PYTHON_VERSIONS='$(PYTHON_VERSIONS)' sh .ci/pytest_each_python.sh $(BIN)/python
 
 test: lint typecheck pytest pytest-other-pythons
 

@@ -29,7 +29,7 @@ def _field(scope: Mapping[str, Any], name: str, kind: type, default: Any = None)
             ) from None
         return default
     if not isinstance(value, kind):
-        raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError (SPEC)
+        raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError, as in asgiref
             f"ASGI http scope[{name!r}] must be {kind.__name__}, got {type(value).__name__}"
         )
     return value
@@ -156,7 +156,7 @@ def build_environ(
                 f"ASGI http scope['headers'] items must be (name, value) pairs, got {header!r}"
             ) from None
         if not isinstance(raw_name, bytes) or not isinstance(raw_value, bytes):
-            raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError (SPEC)
+            raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError, as in asgiref
                 f"ASGI http scope['headers'] names and values must be bytes, got {header!r}"
             )
         name = raw_name.decode("latin-1")

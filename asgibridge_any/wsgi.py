@@ -185,7 +185,7 @@ class WsgiToAsgiInstance:
         :raises ValueError: for an unknown scope type, or a malformed scope or message
         """
         if not isinstance(scope, Mapping):
-            raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError (SPEC)
+            raise ValueError(  # noqa: TRY004 - a malformed scope is a ValueError, as in asgiref
                 f"ASGI scope must be a mapping, got {type(scope).__name__}"
             )
         # Messages are checked at run time; past this point they are plain mappings.
@@ -274,7 +274,7 @@ class WsgiToAsgiInstance:
 
 def _message_type(message: object) -> object:
     if not isinstance(message, Mapping):
-        raise ValueError(  # noqa: TRY004 - a malformed message is a ValueError (SPEC)
+        raise ValueError(  # noqa: TRY004 - a malformed message is a ValueError, as in asgiref
             f"ASGI receive() must return a mapping with a 'type', got {message!r}"
         )
     return message.get("type")
