@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+_monotonic = time.monotonic
 
 #: Seconds an idle pool worker is kept before it exits (one stays warm).
 IDLE_TIMEOUT = 10.0
@@ -115,6 +118,9 @@ class _LaneThread(_PoolThread):
         super().__init__(name=lane.name, daemon=True)
         self.lane = lane
         self.running = False
+        # Operability (_stats, _watchdog): the item running and since when.
+        self.current: WorkItem | None = None
+        self.since = 0.0
 
     def is_idle(self) -> bool:
         return not self.running and self.lane._queue.empty()
@@ -127,13 +133,17 @@ class _LaneThread(_PoolThread):
             if item is _STOP:
                 break
             self.running = True
+            self.current, self.since = item, _monotonic()  # operability
             item.run()
             del item
+            self.current = None  # operability
             self.running = False
         # Work that raced close() in: run it, then let late submitters know that
         # nobody is left to take theirs (they run it on a thread of its own).
         lane.exited = True
         lane._run_leftovers()
+        if lane.on_exit is not None:  # operability: a capped thread's slot (_limits)
+            lane.on_exit()
 
 
 class Lane(Executor):
@@ -154,6 +164,8 @@ class Lane(Executor):
         self._closed = False
         #: Set by the lane's thread once it stopped taking work.
         self.exited = False
+        #: Operability: called by the lane's thread as it exits (see _limits).
+        self.on_exit: Callable[[], object] | None = None
 
     def submit_item(self, item: WorkItem) -> None:
         """Run ``item`` on the lane's thread, after what is queued."""

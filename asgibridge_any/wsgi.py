@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
+from . import _stats
 from ._wsgi_environ import TooManyHeaders, body_is_empty, build_environ
 from ._wsgi_exchange import Exchange
 from ._wsgi_input import WsgiInput
@@ -105,6 +106,7 @@ class WsgiToAsgi:
         self.duplicate_header_limit = duplicate_header_limit
         self.limiter = limiter
         self.max_buffer = max_buffer
+        _stats.wsgi_adapters.add(self)  # operability: counted by stats()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable

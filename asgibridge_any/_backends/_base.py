@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from .._calls import CoroutineCall, ThreadCall
 
     CoroutineFactory = Callable[[], Coroutine[Any, Any, None]]
+
+
+#: Operability: every loop handle alive, for stats() (see _stats).
+handles: weakref.WeakSet[LoopHandle] = weakref.WeakSet()
 
 
 class LoopHandle(ABC):
@@ -44,6 +49,7 @@ class LoopHandle(ABC):
         self._limiter: anyio.CapacityLimiter | None = None
         self._finished: deque[ThreadCall] = deque()
         self._drain_pending = False
+        handles.add(self)  # operability
 
     @abstractmethod
     async def park(
