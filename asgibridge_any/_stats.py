@@ -129,7 +129,8 @@ def stats() -> Stats:
         if isinstance(thread, _threads._Worker):
             workers += 1
         elif isinstance(thread, _threads._LaneThread):
-            lanes.append(thread)
+            if not thread.lane.exited:  # else it is on its way out, its slot given back
+                lanes.append(thread)
         elif isinstance(thread, LoopThread):
             loop_threads += 1
             loop_idle += not thread.in_use
