@@ -32,6 +32,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/bridge_demo.py
 	$(BIN)/python examples/stateless_demo.py
 	$(BIN)/python examples/wsgi_demo.py
+	$(BIN)/python examples/metrics_demo.py
 
 # asgiref 3.13's own test suite against this package (issue 7); see compat/run.py.
 compat: $(STAMP)
