@@ -36,30 +36,35 @@ class HopEvent:
     A hop is one ``sync_to_async`` call (``direction="sync_to_async"``: the function
     runs in a thread) or one ``async_to_sync`` call (``"async_to_sync"``: the
     coroutine runs as a task on an event loop). Each hop gives its hooks two events
-    with the same :attr:`hop_id`: ``phase="start"`` just before the function or
-    coroutine runs, and ``phase="end"`` just after, with :attr:`duration` and
-    :attr:`outcome` set. Hops made inside another hop start after it and end before
+    with the same ``hop_id``: ``phase="start"`` just before the function or
+    coroutine runs, and ``phase="end"`` just after, with ``duration`` and
+    ``outcome`` set. Hops made inside another hop start after it and end before
     it.
+
+    :ivar phase: ``"start"`` or ``"end"``.
+    :ivar direction: ``"sync_to_async"`` (loop to thread) or ``"async_to_sync"`` (thread
+        to loop).
+    :ivar function: The sync function or async callable the hop runs.
+    :ivar thread: The thread running it: a worker or sensitive thread, or the loop's
+        thread.
+    :ivar backend: The event loop on the async side of the hop: ``"asyncio"`` or
+        ``"trio"``.
+    :ivar hop_id: Numbers the hops of the process; the start and end events of a hop
+        share it.
+    :ivar duration: Seconds the function or coroutine ran (``None`` at ``"start"``).
+    :ivar outcome: ``"ok"``, ``"error"`` (it raised) or ``"cancelled"`` (its task was
+        cancelled); ``None`` at ``"start"``.
+    :ivar error: The exception it raised, for ``"error"`` and ``"cancelled"``.
     """
 
-    #: ``"start"`` or ``"end"``.
     phase: Literal["start", "end"]
-    #: ``"sync_to_async"`` (loop to thread) or ``"async_to_sync"`` (thread to loop).
     direction: Literal["sync_to_async", "async_to_sync"]
-    #: The sync function or async callable the hop runs.
     function: Callable[..., Any]
-    #: The thread running it: a worker or sensitive thread, or the loop's thread.
     thread: threading.Thread
-    #: The event loop on the async side of the hop: ``"asyncio"`` or ``"trio"``.
     backend: str
-    #: Numbers the hops of the process; the start and end events of a hop share it.
     hop_id: int
-    #: Seconds the function or coroutine ran (``None`` at ``"start"``).
     duration: float | None = None
-    #: ``"ok"``, ``"error"`` (it raised) or ``"cancelled"`` (its task was cancelled);
-    #: ``None`` at ``"start"``.
     outcome: Literal["ok", "error", "cancelled"] | None = None
-    #: The exception it raised, for ``"error"`` and ``"cancelled"``.
     error: BaseException | None = None
 
 

@@ -23,85 +23,105 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class WorkerStats:
-    """The worker threads of ``sync_to_async(thread_sensitive=False)``."""
+    """
+    The worker threads of ``sync_to_async(thread_sensitive=False)``.
 
-    #: Worker threads alive.
+    :ivar threads: Worker threads alive.
+    :ivar idle: Of those, waiting for work.
+    :ivar in_flight: Calls running on a worker thread.
+    :ivar queued: Calls waiting for a token of an event loop's default thread limiter
+        (which ``thread_sensitive=False`` calls, ``WsgiToAsgi`` without ``limiter`` and
+        ``anyio.to_thread.run_sync`` share) on the loops that used the bridge.
+    """
+
     threads: int
-    #: Of those, waiting for work.
     idle: int
-    #: Calls running on a worker thread.
     in_flight: int
-    #: Calls waiting for a token of an event loop's default thread limiter (which
-    #: ``thread_sensitive=False`` calls, ``WsgiToAsgi`` without ``limiter`` and
-    #: ``anyio.to_thread.run_sync`` share) on the loops that used the bridge.
     queued: int
 
 
 @dataclass(frozen=True, slots=True)
 class SensitiveStats:
-    """The threads of thread-sensitive calls: the process-wide one and the contexts'."""
+    """
+    The threads of thread-sensitive calls: the process-wide one and the contexts'.
 
-    #: Sensitive threads alive: the process-wide one (once used) and context threads.
+    :ivar threads: Sensitive threads alive: the process-wide one (once used) and context
+        threads.
+    :ivar context_threads: Of those, threads made for ``ThreadSensitiveContext`` blocks.
+    :ivar context_thread_limit: The cap set by ``set_context_thread_limit`` (None: no
+        cap).
+    :ivar contexts_waiting: Contexts waiting for a thread because the cap is reached.
+    :ivar longest_context_wait: Seconds the oldest of those contexts has waited (0.0
+        when none waits).
+    :ivar in_flight: Calls running on a sensitive thread.
+    :ivar queued: Calls queued for a sensitive thread, or for a context thread to start.
+    :ivar longest_hold: Seconds the longest-running current call has held its sensitive
+        thread (0.0 when all are idle): how long the calls queued behind it have been
+        stuck.
+    :ivar holder: The function of that call, as ``module.qualname`` (None when all are
+        idle).
+    """
+
     threads: int
-    #: Of those, threads made for ``ThreadSensitiveContext`` blocks.
     context_threads: int
-    #: The cap set by ``set_context_thread_limit`` (None: no cap).
     context_thread_limit: int | None
-    #: Contexts waiting for a thread because the cap is reached.
     contexts_waiting: int
-    #: Seconds the oldest of those contexts has waited (0.0 when none waits).
     longest_context_wait: float
-    #: Calls running on a sensitive thread.
     in_flight: int
-    #: Calls queued for a sensitive thread, or for a context thread to start.
     queued: int
-    #: Seconds the longest-running current call has held its sensitive thread
-    #: (0.0 when all are idle): how long the calls queued behind it have been stuck.
     longest_hold: float
-    #: The function of that call, as ``module.qualname`` (None when all are idle).
     holder: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class LoopThreadStats:
-    """The event-loop threads that run ``async_to_sync`` calls from plain threads."""
+    """
+    The event-loop threads that run ``async_to_sync`` calls from plain threads.
 
-    #: Loop threads alive (asyncio and trio).
+    :ivar threads: Loop threads alive (asyncio and trio).
+    :ivar idle: Of those, kept idle for the next call.
+    :ivar in_flight: Calls running on them.
+    """
+
     threads: int
-    #: Of those, kept idle for the next call.
     idle: int
-    #: Calls running on them.
     in_flight: int
 
 
 @dataclass(frozen=True, slots=True)
 class WsgiStats:
-    """Requests of the ``WsgiToAsgi`` adapters that have a ``limiter`` of their own."""
+    """
+    Requests of the ``WsgiToAsgi`` adapters that have a ``limiter`` of their own.
 
-    #: ``WsgiToAsgi`` adapters alive.
+    :ivar adapters: ``WsgiToAsgi`` adapters alive.
+    :ivar default_limiter: Of those, adapters sharing the loop's default thread limiter
+        (their requests show in ``stats().workers.queued``, not here).
+    :ivar in_flight: Requests running a WSGI application in a thread.
+    :ivar queued: Requests waiting for a thread (a limiter token).
+    :ivar capacity: Requests the adapters' own limiters allow at once, summed.
+    """
+
     adapters: int
-    #: Of those, adapters sharing the loop's default thread limiter (their requests
-    #: show in :attr:`WorkerStats.queued`, not here).
     default_limiter: int
-    #: Requests running a WSGI application in a thread.
     in_flight: int
-    #: Requests waiting for a thread (a limiter token).
     queued: int
-    #: Requests the adapters' own limiters allow at once, summed.
     capacity: float
 
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """A snapshot of the bridge's threads and calls; see :func:`stats`."""
+    """
+    A snapshot of the bridge's threads and calls; see :func:`stats`.
 
-    #: Worker threads for ``thread_sensitive=False`` calls.
+    :ivar workers: Worker threads for ``thread_sensitive=False`` calls.
+    :ivar sensitive: Threads for thread-sensitive calls.
+    :ivar loops: Event-loop threads of ``async_to_sync``.
+    :ivar wsgi: ``WsgiToAsgi`` requests.
+    """
+
     workers: WorkerStats
-    #: Threads for thread-sensitive calls.
     sensitive: SensitiveStats
-    #: Event-loop threads of ``async_to_sync``.
     loops: LoopThreadStats
-    #: ``WsgiToAsgi`` requests.
     wsgi: WsgiStats
 
 
