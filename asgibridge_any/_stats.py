@@ -142,12 +142,13 @@ def stats() -> Stats:
     :returns: the numbers, as plain ints, floats and strings
     """
     now = time.monotonic()
+    pool = _threads.worker_pool
     workers = worker_idle = 0
     lanes: list[_threads._LaneThread] = []
     loop_threads = loop_idle = loop_calls = 0
     for thread in threading.enumerate():
         if isinstance(thread, _threads._Worker):
-            workers += 1
+            workers += thread._pool is pool
         elif isinstance(thread, _threads._LaneThread):
             if not thread.lane.exited:  # else it is on its way out, its slot given back
                 lanes.append(thread)
@@ -155,7 +156,7 @@ def stats() -> Stats:
             loop_threads += 1
             loop_idle += not thread.in_use
             loop_calls += thread._calls
-    worker_idle = min(len(_threads.worker_pool.idle), workers)
+    worker_idle = min(len(pool.idle), workers)
     return Stats(
         workers=WorkerStats(
             threads=workers,
