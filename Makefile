@@ -40,6 +40,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/stateless_demo.py
 	$(BIN)/python examples/wsgi_demo.py
 	$(BIN)/python examples/asgi_to_wsgi_demo.py
+	$(BIN)/python examples/metrics_demo.py
 
 # asgiref 3.13's own test suite against this package; see compat/run.py.
 compat: $(STAMP)

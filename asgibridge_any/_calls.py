@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sniffio import current_async_library_cvar as _library_var
 
-from . import _context
+from . import _context, _hooks
 
 _get_ident = threading.get_ident
 
@@ -158,6 +158,8 @@ class ThreadCall:
         # Sync code runs in no async library, whatever anyio.run told sniffio.
         library = _library_var.set(None) if _library_var.get() is not None else None
         try:
+            if _hooks.hooks:  # operability: hop hooks observe the call (see _hooks)
+                return _hooks.run_sync_hop(self)
             return self.func(*self.args, **self.kwargs)
         finally:
             if library is not None:

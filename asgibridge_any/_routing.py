@@ -12,7 +12,7 @@ import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
-from . import _loops, _threads
+from . import _limits, _loops, _threads
 from ._backends import worker_origin
 from ._calls import ThreadCall, running_call, sensitive_executor
 
@@ -104,7 +104,7 @@ class ThreadSensitiveContext:
             if lane is not None:
                 lane.close()
 
-    def _target(self) -> _threads.Lane | Executor:
+    def _target(self) -> _threads.Lane | Executor | _limits.PendingContextThread:
         if self._executor is not None:
             if self._exited:
                 raise RuntimeError(
@@ -116,9 +116,9 @@ class ThreadSensitiveContext:
         if lane is None:
             # Also for a task that outlived its context: a fresh thread of its own,
             # never the process-wide one, closed at the latest when no task can
-            # reach the context any more.
-            lane = context_lanes[self] = _threads.Lane("asgibridge_any context")
-            weakref.finalize(self, lane.close)
+            # reach the context any more. Operability: _limits starts it, counted
+            # against the context thread cap, or hands out a stand-in to wait on.
+            return _limits.context_lane(self, context_lanes)
         return lane
 
 
@@ -312,7 +312,7 @@ def reroute(item: WorkItem) -> None:
         item.abandon(exc)
         return
     item.target = target
-    if isinstance(target, _threads.Lane):
+    if isinstance(target, (_threads.Lane, _limits.PendingContextThread)):
         target.submit_item(item)
     else:
         target.submit(item.run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+_monotonic = time.monotonic
 
 #: Seconds an idle pool worker waits for work before it exits.
 IDLE_TIMEOUT = 10.0
@@ -101,10 +104,13 @@ class _LaneThread(_PoolThread):
     def __init__(self, lane: Lane) -> None:
         super().__init__(name=lane.name, daemon=True)
         self.lane = lane
-        self.running = False
+        # The item running and since when (idleness, stats() and the slow-call
+        # warning read them).
+        self.current: WorkItem | None = None
+        self.since = 0.0
 
     def is_idle(self) -> bool:
-        return not self.running and self.lane._queue.empty()
+        return self.current is None and self.lane._queue.empty()
 
     def run(self) -> None:
         lane = self.lane
@@ -113,14 +119,16 @@ class _LaneThread(_PoolThread):
             item = get()
             if item is _STOP:
                 break
-            self.running = True
+            self.current, self.since = item, _monotonic()
             item.run()
             del item
-            self.running = False
+            self.current = None
         # Work that raced close() in: run it, then let late submitters know that
         # nobody is left to take theirs (they run it on a thread of its own).
         lane.exited = True
         lane._run_leftovers()
+        if lane.on_exit is not None:  # operability: a capped thread's slot (_limits)
+            lane.on_exit()
 
 
 class Lane(Executor):
@@ -141,6 +149,8 @@ class Lane(Executor):
         self._closed = False
         #: Set by the lane's thread once it stopped taking work.
         self.exited = False
+        #: Operability: called by the lane's thread as it exits (see _limits).
+        self.on_exit: Callable[[], object] | None = None
 
     def submit_item(self, item: WorkItem) -> None:
         """Run ``item`` on the lane's thread, after what is queued."""

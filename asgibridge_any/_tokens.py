@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 #: Seconds the queued calls wait for the running workers before a run is added.
 GROW_DELAY = 0.0005
 
-_queues: weakref.WeakKeyDictionary[anyio.CapacityLimiter, TokenQueue] = (
+#: The token queue of every limiter in use (stats() reads them).
+queues: weakref.WeakKeyDictionary[anyio.CapacityLimiter, TokenQueue] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -40,9 +41,9 @@ _queues: weakref.WeakKeyDictionary[anyio.CapacityLimiter, TokenQueue] = (
 def queue_for(limiter: anyio.CapacityLimiter, handle: LoopHandle) -> TokenQueue:
     """The token queue of ``limiter`` (made on first use, on the limiter's loop)."""
     try:
-        return _queues[limiter]
+        return queues[limiter]
     except KeyError:
-        queue = _queues[limiter] = TokenQueue(limiter, handle)
+        queue = queues[limiter] = TokenQueue(limiter, handle)
         return queue
 
 

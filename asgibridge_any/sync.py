@@ -15,8 +15,10 @@ __all__ = (
     "SyncToAsync",
     "ThreadSensitiveContext",
     "async_to_sync",
+    "get_context_thread_limit",
     "iscoroutinefunction",
     "markcoroutinefunction",
+    "set_context_thread_limit",
     "sync_to_async",
 )
 
@@ -38,7 +40,7 @@ from typing import (
 
 from sniffio import current_async_library_cvar as _library_var
 
-from . import _context, _loops, _threads
+from . import _context, _hooks, _limits, _loops, _threads
 from ._backends import current_handle, in_loop_thread
 from ._calls import (
     CoroutineCall,
@@ -57,6 +59,7 @@ from ._coroutines import (
     mark_instance,
     markcoroutinefunction,
 )
+from ._limits import get_context_thread_limit, set_context_thread_limit
 from ._routing import (
     AsyncSingleThreadContext,
     CoroutinePlacement,
@@ -103,6 +106,8 @@ _OWN_EXECUTORS = (Serving, _threads.Lane)
 # Defined in _routing, public here.
 ThreadSensitiveContext.__module__ = __name__
 AsyncSingleThreadContext.__module__ = __name__
+set_context_thread_limit.__module__ = __name__
+get_context_thread_limit.__module__ = __name__
 
 
 class _CurrentExecutorView:
@@ -225,6 +230,9 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         try:
             if self._thread_sensitive:
                 target = sensitive_target()
+                if target.__class__ is _limits.PendingContextThread:
+                    # Operability: the context thread cap is reached (see _limits).
+                    target = await target.wait()
                 call = ThreadCall(handle, func, args, kwargs, context, target, exc)
                 dispatch: Callable[[ThreadCall], None]
                 if isinstance(target, _OWN_EXECUTORS):
@@ -398,7 +406,11 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
         library = _library_var.set(None) if _library_var.get() is not None else None
         handled = restore_exception(exc) if exc is not None else None
         try:
-            call.settle(True, await self.awaitable(*args, **kwargs))
+            if _hooks.hooks:  # operability: hop hooks observe the call (see _hooks)
+                result = await _hooks.run_async_hop(call, self.awaitable, args, kwargs)
+                call.settle(True, result)
+            else:
+                call.settle(True, await self.awaitable(*args, **kwargs))
         except BaseException as error:
             call.settle(False, _strip_main(error))
         if exc is not None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
+from . import _stats
 from ._asgi_to_wsgi import AsgiToWsgi
 from ._wsgi_environ import TooManyHeaders, body_is_empty, build_environ
 from ._wsgi_exchange import Disconnected, Exchange
@@ -130,6 +131,7 @@ class WsgiToAsgi:
         self.max_buffer = max_buffer
         self.max_spool = max_spool
         self.underscores_in_headers = underscores_in_headers
+        _stats.wsgi_adapters.add(self)  # operability: counted by stats()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
