@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from ._backends._wsgi_loop import run_as_library
 from ._wsgi_body import BodyBuffer
-from ._wsgi_wakeup import run_as_library
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from ._wsgi_wakeup import LoopHooks
+    from ._backends._wsgi_loop import LoopHooks
 
 __all__ = ("ClientDisconnected", "Disconnected", "Exchange")
 

@@ -19,11 +19,11 @@ import anyio.to_thread
 
 from . import _stats
 from ._asgi_to_wsgi import AsgiToWsgi
+from ._backends._wsgi_loop import current_loop
 from ._wsgi_environ import TooManyHeaders, body_is_empty, build_environ
 from ._wsgi_exchange import Disconnected, Exchange
 from ._wsgi_input import WsgiInput
 from ._wsgi_response import Responder
-from ._wsgi_wakeup import current_loop
 
 if TYPE_CHECKING:
     from .typing import ASGIReceiveCallable, ASGISendCallable, Scope
