@@ -1,7 +1,7 @@
 # The meeting point of one request's WSGI worker thread and its event loop.
 #
 # The thread blocks on a threading.Condition; the loop side blocks on anyio Events that
-# the thread sets through a fire-and-forget waker (see _wsgi_wakeup), so neither side
+# the thread sets through a fire-and-forget waker (see _backends/_wsgi_loop.py), so neither side
 # ever waits for a round trip on the hot path.  Loop-side tasks exist only when needed,
 # which most small requests never do:
 #
