@@ -83,6 +83,7 @@ class ThreadCall:
         "inner",
         "kwargs",
         "ok",
+        "on_cancel",
         "source",
         "target",
         "unqueue",
@@ -124,6 +125,8 @@ class ThreadCall:
         self.abandoned = False
         #: Takes the call back from a queue before a thread took it (True if it did).
         self.unqueue: Callable[[ThreadCall], bool] | None = None
+        #: Tells the function to stop early, when the caller is cancelled (if it can).
+        self.on_cancel: Callable[[], object] | None = None
 
     def run(self) -> None:
         """Run the function in this thread and hand the outcome to the loop."""
@@ -189,6 +192,9 @@ class ThreadCall:
         inner = self.inner
         if inner is not None:
             inner.cancel()
+        on_cancel = self.on_cancel
+        if on_cancel is not None:
+            on_cancel()
         if may_abandon and not self.finished:
             self.abandoned = True
             return True

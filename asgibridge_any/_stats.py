@@ -213,7 +213,8 @@ def _wsgi() -> WsgiStats:
             shared += 1
             continue
         in_flight += limiter.borrowed_tokens
-        queued += _waiting(limiter)
+        queue = _tokens.queues.get(limiter)
+        queued += 0 if queue is None else len(queue.pending)
         capacity += limiter.total_tokens
     return WsgiStats(
         adapters=len(adapters),

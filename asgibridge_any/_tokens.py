@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING
+from contextvars import copy_context
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
 from . import _threads
+from ._backends import current_handle
+from ._calls import ThreadCall, run_in_thread
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._backends import LoopHandle
-    from ._calls import ThreadCall
+
+_T = TypeVar("_T")
 
 #: Seconds the queued calls wait for the running workers before a run is added.
 GROW_DELAY = 0.0005
@@ -36,6 +42,30 @@ GROW_DELAY = 0.0005
 queues: weakref.WeakKeyDictionary[anyio.CapacityLimiter, TokenQueue] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def run_in_worker(
+    func: Callable[[], _T],
+    limiter: anyio.CapacityLimiter | None = None,
+    on_cancel: Callable[[], object] | None = None,
+) -> _T:
+    """
+    Run ``func()`` in a worker thread, within ``limiter`` (the loop's default one).
+
+    For the package's own thread work (the WSGI adapter's requests): the pool and the
+    rules of ``sync_to_async(thread_sensitive=False)``, in a copy of the caller's
+    context, nothing copied back. A cancellation is held back until ``func`` is done;
+    ``on_cancel()`` (on the loop) tells ``func`` to stop early.
+    """
+    handle = current_handle()
+    if limiter is None:
+        limiter = handle.default_limiter()
+    call = ThreadCall(handle, func, (), {}, copy_context(), None, None)
+    call.on_cancel = on_cancel
+    await run_in_thread(handle, call, queue_for(limiter, handle).submit)
+    if call.ok:
+        return call.value  # type: ignore[no-any-return]
+    raise call.value
 
 
 def queue_for(limiter: anyio.CapacityLimiter, handle: LoopHandle) -> TokenQueue:

@@ -37,9 +37,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from ._backends._wsgi_loop import run_as_library
+from ._tokens import run_in_worker
 from ._wsgi_body import BodyBuffer
 
 if TYPE_CHECKING:
@@ -248,17 +248,20 @@ class Exchange:
         """
         Run ``func`` in a worker thread.
 
-        Whatever happens, this does not return while ``func`` runs.  anyio shields the
-        wait for the thread from cancellation, so a cancelled request hears of it
-        through its reader (see :meth:`tick`).  A request whose client left while it
+        The bridge's own worker threads serve it, as they serve
+        ``sync_to_async(thread_sensitive=False)``: one pool, tokens passed from worker to
+        worker under load.  Whatever happens, this does not return while ``func`` runs:
+        the bridge holds a cancellation back until the thread is done, so a cancelled
+        request hears of it through its reader (see :meth:`tick`).  A request whose client left while it
         waited for a limiter token gets its thread, which returns at once (see
         :meth:`thread_begin`): a cancel scope to stop the wait early would cost every
         request on the hot path.
         """
         try:
-            return await anyio.to_thread.run_sync(func, limiter=limiter)
+            return await run_in_worker(func, limiter, self.abort)
         except BaseException:
-            # asyncio's Task.cancel() gets through anyio's shield.
+            # The thread is done by now (the bridge waited for it); this only marks
+            # the exchange stopped.
             await self.stop_thread()
             raise
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from asgibridge_any import stats
 from asgibridge_any.wsgi import WsgiToAsgi
 from tests.test_e2e_servers import anyio_backend, server_kind, serving
 
@@ -320,7 +321,7 @@ async def test_request_whose_client_left_while_queued_for_a_thread_is_not_starte
             await stream.send(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
             await served.tracker.wait_running(2)
             await anyio.wait_all_tasks_blocked()
-            assert served.limiter.statistics().tasks_waiting == 1
+            assert stats().wsgi.queued == 1
         # The adapter hears that the client left while it waits for a token.
         await served.tracker.wait_until(lambda: served.tracker.disconnects == 1)
         served.state.release.set()
