@@ -72,6 +72,7 @@ from ._routing import (
 )
 from ._serving import Serving
 from ._tokens import queue_for
+from ._wrapping import WrapsCallable, warn_caller
 from .current_thread_executor import CurrentThreadExecutor
 
 if TYPE_CHECKING:
@@ -121,37 +122,7 @@ class _CurrentExecutorView:
         return None if serving is None else CurrentThreadExecutor._wrap(serving)
 
 
-class _WrapsCallable:
-    """
-    Show the wrapped callable's metadata, as :func:`functools.update_wrapper` would.
-
-    Looked up on demand rather than copied: ``__name__``, ``__qualname__``,
-    ``__wrapped__``, ``__self__`` of a bound method, and the callable's own
-    attributes. ``__doc__`` and ``__module__`` are set by ``__init__`` (the class has
-    its own).
-    """
-
-    func: Callable[..., Any]
-
-    if not TYPE_CHECKING:  # keep attribute typos visible to mypy
-
-        def __getattr__(self, name: str) -> Any:
-            # Only called when ordinary lookup fails.
-            func = self.__dict__.get("func")
-            if func is not None:
-                if name == "__wrapped__":
-                    return func
-                if name in _DELEGATED or name in getattr(func, "__dict__", ()):
-                    return getattr(func, name)
-            raise AttributeError(
-                f"{type(self).__name__!r} object has no attribute {name!r}"
-            )
-
-
-_DELEGATED = frozenset(("__name__", "__qualname__", "__self__", "__type_params__"))
-
-
-class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
+class SyncToAsync(WrapsCallable, Generic[_P, _R]):
     """
     An awaitable wrapper around a sync callable; see :func:`sync_to_async`.
 
@@ -200,7 +171,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
             )
         self.func = func
         # Code builds a wrapper per call (``await sync_to_async(f)()``), so the rest of
-        # functools.update_wrapper's copying is done on demand (_WrapsCallable).
+        # functools.update_wrapper's copying is done on demand (WrapsCallable).
         self.__doc__ = func.__doc__
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
         self.context = context
@@ -323,7 +294,7 @@ class SyncToAsync(_WrapsCallable, Generic[_P, _R]):
         return functools.update_wrapper(bound, self.func)
 
 
-class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
+class AsyncToSync(WrapsCallable, Generic[_P, _R]):
     """
     A sync wrapper around an async callable; see :func:`async_to_sync`.
     """
@@ -350,7 +321,7 @@ class AsyncToSync(_WrapsCallable, Generic[_P, _R]):
         if not callable(awaitable) or not is_async_callable(awaitable):
             # Detection has false negatives (a sync function returning an awaitable
             # is fine), so this only warns.
-            _warn("async_to_sync was passed a non-async-marked callable")
+            warn_caller("async_to_sync was passed a non-async-marked callable")
         self.awaitable = awaitable
         self.func = awaitable
         self.__doc__ = getattr(awaitable, "__doc__", None)
@@ -443,13 +414,6 @@ def _strip_main(exc: BaseException) -> BaseException:
     if tb is not None and tb.tb_frame.f_code is AsyncToSync._main.__code__:
         exc.__traceback__ = tb.tb_next
     return exc
-
-
-def _warn(message: str) -> None:
-    import warnings
-
-    # Points at the caller of async_to_sync(): _warn < __init__ < async_to_sync < caller.
-    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 @overload
