@@ -157,17 +157,18 @@ class ThreadCall:
 
     def _run_in_context(self) -> Any:
         adopted = _context.adopt(self.source)
-        marker = running_call.set(self if self.target is not None else None)
+        marker = running_call.set(self) if self.target is not None else None
         # Sync code runs in no async library, whatever anyio.run told sniffio.
         library = _library_var.set(None) if _library_var.get() is not None else None
         try:
-            if _hooks.hooks:  # operability: hop hooks observe the call (see _hooks)
+            if _hooks.hooks:  # hop hooks observe the call (see _hooks)
                 return _hooks.run_sync_hop(self)
             return self.func(*self.args, **self.kwargs)
         finally:
             if library is not None:
                 _library_var.reset(library)
-            running_call.reset(marker)
+            if marker is not None:
+                running_call.reset(marker)
             _context.unadopt(adopted)
 
     def abandon(self, exc: BaseException) -> None:

@@ -91,12 +91,16 @@ class _Run:
         assert call is not None
         self.call = None
         queue = self.queue
-        popleft = queue.pending.popleft
+        pending = queue.pending
         while True:
             call.execute()
-            try:
-                following = popleft()
-            except IndexError:
+            following = None
+            if pending:  # checked first: a raised IndexError costs more than a call
+                try:
+                    following = pending.popleft()
+                except IndexError:  # another run took the last one
+                    pass
+            if following is None:
                 # The token goes back before the last caller resumes, so a caller
                 # never sees its own call's token still taken.
                 queue.handle.call_soon_batched(self._release)
