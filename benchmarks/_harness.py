@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 #: A sampler takes the time budget in seconds and returns one measured value.
 Sampler = Callable[[float], float]
@@ -254,3 +254,45 @@ def _rounds(case: Case, settings: Settings, n_rounds: int) -> None:
                 except Exception as exc:
                     row.error = f"{type(exc).__name__}: {exc}"[:300]
             row.values.append(value)
+
+
+class TracedTransfer(Protocol):
+    """A transfer case's sampler that can also run once under tracemalloc."""
+
+    #: Peak traced memory (MiB) of each traced run.
+    peaks: list[float]
+
+    def traced(self) -> float: ...
+
+
+def check_peak_memory(
+    case: Case, settings: Settings, label: str, transfer: TracedTransfer
+) -> Row:
+    """
+    Run ``transfer`` traced ``settings.memory_runs`` times; add its peak-memory check.
+
+    A failing traced run marks the row's error. The goal (<= 4 MiB) applies to our rows.
+
+    :returns: the row, for further checks
+    """
+    row = case.row(label)
+    if row.error is None:
+        for _ in range(settings.memory_runs):
+            try:
+                run_bounded(transfer.traced, settings.hang_timeout)
+            except Exception as exc:
+                row.error = f"traced run: {type(exc).__name__}: {exc}"[:300]
+                break
+    ours = row.role == "ours"
+    peak = max(transfer.peaks) if transfer.peaks and row.error is None else None
+    case.checks.append(
+        Check(
+            label,
+            "peak traced memory",
+            peak,
+            "MiB",
+            "<= 4 MiB" if ours else "",
+            (peak <= 4.0) if ours and peak is not None else None,
+        )
+    )
+    return row

@@ -17,14 +17,13 @@ from typing import Any
 
 from ._harness import (
     Case,
-    Check,
     Goal,
     Refs,
     Row,
     Sampler,
     Settings,
+    check_peak_memory,
     expect,
-    run_bounded,
 )
 from ._impls import load
 from .cases_wsgi import _PATTERN, PIECE, PIECE_SIZE, TOTAL, MiB, _Verifier
@@ -353,27 +352,8 @@ def _memory_and_close(
 ) -> Callable[[Case, Settings], None]:
     def after(case: Case, settings: Settings) -> None:
         for label, transfer in transfers.items():
-            row = case.row(label)
-            if row.error is None:
-                for _ in range(settings.memory_runs):
-                    try:
-                        run_bounded(transfer.traced, settings.hang_timeout)
-                    except Exception as exc:
-                        row.error = f"traced run: {type(exc).__name__}: {exc}"[:300]
-                        break
+            check_peak_memory(case, settings, label, transfer)
             transfer.adapter.close()
-            ours = row.role == "ours"
-            peak = max(transfer.peaks) if transfer.peaks and row.error is None else None
-            case.checks.append(
-                Check(
-                    label,
-                    "peak traced memory",
-                    peak,
-                    "MiB",
-                    "<= 4 MiB" if ours else "",
-                    (peak <= 4.0) if ours and peak is not None else None,
-                )
-            )
 
     return after
 

@@ -22,8 +22,8 @@ from ._harness import (
     Row,
     Sampler,
     Settings,
+    check_peak_memory,
     expect,
-    run_bounded,
 )
 from ._impls import load
 from ._loops import run_on
@@ -343,26 +343,8 @@ class _Transfer:
 def _memory_checks(transfers: dict[str, _Transfer]) -> Callable[[Case, Settings], None]:
     def after(case: Case, settings: Settings) -> None:
         for label, transfer in transfers.items():
-            row = case.row(label)
-            if row.error is None:
-                for _ in range(settings.memory_runs):
-                    try:
-                        run_bounded(transfer.traced, settings.hang_timeout)
-                    except Exception as exc:
-                        row.error = f"traced run: {type(exc).__name__}: {exc}"[:300]
-                        break
+            row = check_peak_memory(case, settings, label, transfer)
             ours = row.role == "ours"
-            peak = max(transfer.peaks) if transfer.peaks and row.error is None else None
-            case.checks.append(
-                Check(
-                    label,
-                    "peak traced memory",
-                    peak,
-                    "MiB",
-                    "<= 4 MiB" if ours else "",
-                    (peak <= 4.0) if ours and peak is not None else None,
-                )
-            )
             if transfer.upload:
                 early = max(transfer.before_app) if transfer.before_app else None
                 case.checks.append(
