@@ -113,10 +113,10 @@ class _Run:
         self.queue.run_ended(self)
 
     def abandon(self, exc: BaseException) -> None:
-        # The worker pool never abandons work; kept for the work-item protocol.
+        # The work-item protocol; the worker pool itself never abandons work.
         if self.call is not None:
             self.call.abandon(exc)
-        self.queue.run_ended(self)
+        self.queue.handle.call_soon_batched(self._release)
 
 
 class _Placeholder:
