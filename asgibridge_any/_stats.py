@@ -12,13 +12,10 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _limits, _threads, _tokens
 from ._backends._base import LoopThread
-
-if TYPE_CHECKING:
-    import anyio
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,17 +220,6 @@ def _wsgi() -> WsgiStats:
         queued=queued,
         capacity=capacity,
     )
-
-
-def _waiting(limiter: anyio.CapacityLimiter) -> int:
-    # A limiter made outside a loop binds to one on first use; unused, nobody waits
-    # (and asking it from this thread would try to bind it here).
-    if getattr(limiter, "_internal_limiter", limiter) is None:
-        return 0
-    try:
-        return limiter.statistics().tasks_waiting
-    except RuntimeError:
-        return 0
 
 
 def function_name(item: object) -> str:
