@@ -120,18 +120,26 @@ async def test_a_cap_of_one_does_not_deadlock_nested_calls(anyio_backend: str) -
     assert peak.peak == 1
 
 
+class _Holder:
+    """A context whose thread-sensitive call holds its thread until released."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def _hold(self) -> None:
+        self.started.set()
+        self.release.wait(10)
+
+    async def run(self) -> None:
+        async with ThreadSensitiveContext():
+            await sync_to_async(self._hold)()
+
+
 @pytest.mark.usefixtures("capped")
 async def test_waiting_for_a_context_thread_is_cancellable(anyio_backend: str) -> None:
     set_context_thread_limit(1)
-    started, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        release.wait(10)
-
-    async def holder() -> None:
-        async with ThreadSensitiveContext():
-            await sync_to_async(hold)()
+    holding = _Holder()
 
     async def waiter() -> None:
         async with ThreadSensitiveContext():
@@ -139,8 +147,8 @@ async def test_waiting_for_a_context_thread_is_cancellable(anyio_backend: str) -
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(holder)
-            assert await anyio.to_thread.run_sync(started.wait, 10)
+            tasks.start_soon(holding.run)
+            assert await anyio.to_thread.run_sync(holding.started.wait, 10)
             async with anyio.create_task_group() as waiting:
                 waiting.start_soon(waiter)
                 await anyio.wait_all_tasks_blocked()
@@ -148,7 +156,7 @@ async def test_waiting_for_a_context_thread_is_cancellable(anyio_backend: str) -
                 waiting.cancel_scope.cancel()
             # The cancelled context no longer waits, and nothing ran for it.
             assert stats().sensitive.contexts_waiting == 0
-            release.set()
+            holding.release.set()
         # The holder's slot came back: a new context gets a thread.
         async with ThreadSensitiveContext():
             assert await sync_to_async(lambda: 7)() == 7
@@ -159,16 +167,8 @@ async def test_waiting_contexts_get_threads_in_the_order_they_asked(
     anyio_backend: str,
 ) -> None:
     set_context_thread_limit(1)
-    started, release = threading.Event(), threading.Event()
+    holding = _Holder()
     order: list[int] = []
-
-    def hold() -> None:
-        started.set()
-        release.wait(10)
-
-    async def holder() -> None:
-        async with ThreadSensitiveContext():
-            await sync_to_async(hold)()
 
     async def queued(number: int) -> None:
         async with ThreadSensitiveContext():
@@ -176,29 +176,20 @@ async def test_waiting_contexts_get_threads_in_the_order_they_asked(
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(holder)
-            assert await anyio.to_thread.run_sync(started.wait, 10)
+            tasks.start_soon(holding.run)
+            assert await anyio.to_thread.run_sync(holding.started.wait, 10)
             for number in range(3):
                 tasks.start_soon(queued, number)
                 await anyio.wait_all_tasks_blocked()
             assert stats().sensitive.contexts_waiting == 3
-            release.set()
+            holding.release.set()
     assert order == [0, 1, 2]
 
 
 @pytest.mark.usefixtures("capped")
 async def test_raising_the_cap_lets_waiting_contexts_start(anyio_backend: str) -> None:
     set_context_thread_limit(1)
-    started, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        release.wait(10)
-
-    async def holder() -> None:
-        async with ThreadSensitiveContext():
-            await sync_to_async(hold)()
-
+    holding = _Holder()
     done = anyio.Event()
     alive: list[int] = []
 
@@ -210,14 +201,14 @@ async def test_raising_the_cap_lets_waiting_contexts_start(anyio_backend: str) -
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(holder)
-            assert await anyio.to_thread.run_sync(started.wait, 10)
+            tasks.start_soon(holding.run)
+            assert await anyio.to_thread.run_sync(holding.started.wait, 10)
             tasks.start_soon(second)
             await anyio.wait_all_tasks_blocked()
             assert not done.is_set()
             set_context_thread_limit(2)
             await done.wait()  # while the first still holds its thread
-            release.set()
+            holding.release.set()
     assert alive == [2]
 
 
